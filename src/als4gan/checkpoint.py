@@ -1,0 +1,128 @@
+"""The checkpoint file format: written atomically, read with ``weights_only=True``.
+
+A checkpoint is a dict of plain data and tensors::
+
+    {
+      "format": "als4gan-checkpoint", "version": 1,
+      "kind": "segmentation",
+      "model_spec": {"arch": "deeplabv2", "backbone": "resnet18", "num_classes": 6,
+                     "in_channels": 3, ...options of build_segmentation_model},
+      "dataset": {"name": ..., "classes": ClassTable.to_dict(), "label_names": [...]},
+      "model": state_dict of the segmentation network,
+      "step": int,
+      ... trainer state (discriminator, optimisers, schedulers, RNG, sampler) ...
+    }
+
+Only tensors, numbers, strings, lists, tuples and dicts are stored, so loading never runs code.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from als4gan.errors import CheckpointError
+from als4gan.io import atomic_write_bytes
+
+FORMAT = "als4gan-checkpoint"
+VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` atomically (serialise in memory, write temp file, fsync, rename).
+
+    A crash during the write leaves any previous file at ``path`` intact.
+    """
+    data = {"format": FORMAT, "version": VERSION, **payload}
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def resolve_checkpoint_path(path: str | Path, prefer: str = "best") -> Path:
+    """Accept a checkpoint file or a run folder (``checkpoints/<prefer>.pt``, else latest).
+
+    Raises:
+        CheckpointError: If nothing loadable is found.
+    """
+    candidate = Path(path)
+    if candidate.is_dir():
+        for name in (f"{prefer}.pt", "best.pt", "latest.pt"):
+            file = candidate / CHECKPOINT_DIR / name
+            if file.is_file():
+                return file
+        raise CheckpointError(
+            f"{candidate} holds no checkpoints/{prefer}.pt or checkpoints/latest.pt. "
+            "Train first ('als4gan train ... --out RUN_DIR') or pass a checkpoint file."
+        )
+    if not candidate.is_file():
+        raise CheckpointError(f"checkpoint {candidate} does not exist")
+    return candidate
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load an als4gan checkpoint safely (``weights_only=True``).
+
+    Raises:
+        CheckpointError: If the file is missing, corrupt, unsafe or not an als4gan checkpoint.
+    """
+    file = resolve_checkpoint_path(path)
+    try:
+        data = torch.load(file, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise CheckpointError(
+            f"{file} could not be loaded ({type(err).__name__}: {err}). It is truncated, "
+            "corrupt, or contains objects other than tensors and plain data (refused for safety)."
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{file} is not an als4gan checkpoint. For ImageNet backbone weights use --pretrained."
+        )
+    if int(data.get("version", 0)) > VERSION:
+        raise CheckpointError(
+            f"{file} was written by a newer als4gan (format version {data['version']}); upgrade."
+        )
+    return data
+
+
+def build_model_from_checkpoint(
+    checkpoint: dict[str, Any], device: str | torch.device = "cpu"
+) -> nn.Module:
+    """Recreate the segmentation network recorded in ``checkpoint``, in eval mode."""
+    from als4gan.models import build_segmentation_model
+
+    spec = dict(checkpoint.get("model_spec") or {})
+    if not spec:
+        raise CheckpointError("checkpoint has no model_spec; it was not written by 'als4gan train'")
+    spec.pop("pretrained", None)
+    model = build_segmentation_model(**spec)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except (RuntimeError, KeyError) as err:
+        raise CheckpointError(f"checkpoint weights do not fit its model_spec: {err}") from None
+    return model.to(device).eval()
+
+
+def load_segmentation_model(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a trained segmentation network from a checkpoint file or run folder.
+
+    Returns:
+        (model in eval mode on ``device``, checkpoint dict without the heavy trainer state).
+    """
+    checkpoint = load_checkpoint(path)
+    model = build_model_from_checkpoint(checkpoint, device)
+    meta = {
+        key: value
+        for key, value in checkpoint.items()
+        if key
+        in ("format", "version", "kind", "model_spec", "dataset", "step", "metrics", "config")
+    }
+    meta["path"] = str(resolve_checkpoint_path(path))
+    return model, meta

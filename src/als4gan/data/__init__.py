@@ -1,0 +1,50 @@
+"""Datasets (one registry), label encodings, transforms and splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from als4gan.data.base import ALL_SPLIT, Sample, SegmentationDataset, read_split
+from als4gan.data.encoding import IGNORE_INDEX, ClassTable
+from als4gan.data.synthetic import SyntheticDataset
+from als4gan.errors import ConfigError
+
+#: Dataset name -> class. Every stage takes ``--dataset NAME --root DIR``.
+DATASETS: dict[str, type[SegmentationDataset]] = {
+    "synthetic": SyntheticDataset,
+}
+
+
+def build_dataset(
+    name: str,
+    root: str | Path,
+    split: str = "train",
+    **options: Any,
+) -> SegmentationDataset:
+    """Create dataset ``name`` reading ``root``.
+
+    Args:
+        name: A key of :data:`DATASETS`.
+        root: Dataset root folder.
+        split: Split name, id-list path, or ``"all"``.
+        **options: Passed to the dataset class (e.g. ``transform``, ``ids``, ``classes_file``).
+
+    Raises:
+        ConfigError: If ``name`` is unknown (the message lists the valid names).
+    """
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset '{name}'. Choose one of: {', '.join(DATASETS)}")
+    return DATASETS[name](root, split, **options)
+
+
+__all__ = [
+    "ALL_SPLIT",
+    "DATASETS",
+    "IGNORE_INDEX",
+    "ClassTable",
+    "Sample",
+    "SegmentationDataset",
+    "build_dataset",
+    "read_split",
+]

@@ -1,0 +1,126 @@
+"""Sample transforms (dict in, dict out). Random ones take an explicit ``torch.Generator``.
+
+Training augmentation (SPEC stage 2): random scale 0.5-1.5, pad to the crop with ignore,
+random crop, random horizontal mirror. Images are resized bilinearly and masks with nearest
+neighbour only (never blending labels, a defect of the reference code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from als4gan.data.base import Sample, SegmentationDataset
+from als4gan.data.encoding import IGNORE_INDEX
+
+RandomTransform = Callable[[Sample, torch.Generator], Sample]
+
+
+def _uniform(generator: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator))
+
+
+def resize_sample(sample: Sample, height: int, width: int) -> Sample:
+    """Resize image (bilinear) and mask (nearest) to (height, width)."""
+    out = dict(sample)
+    image = sample["image"]
+    if tuple(image.shape[-2:]) != (height, width):
+        out["image"] = F.interpolate(
+            image[None], size=(height, width), mode="bilinear", align_corners=False
+        )[0]
+        if "mask" in sample:
+            out["mask"] = F.interpolate(
+                sample["mask"][None, None].float(), size=(height, width), mode="nearest"
+            )[0, 0].long()
+    return out
+
+
+def pad_sample(sample: Sample, height: int, width: int, ignore_index: int = IGNORE_INDEX) -> Sample:
+    """Pad bottom/right to at least (height, width): image with 0, mask with ``ignore_index``."""
+    image = sample["image"]
+    pad_h = max(0, height - image.shape[-2])
+    pad_w = max(0, width - image.shape[-1])
+    if pad_h == 0 and pad_w == 0:
+        return sample
+    out = dict(sample)
+    out["image"] = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
+    if "mask" in sample:
+        out["mask"] = F.pad(sample["mask"], (0, pad_w, 0, pad_h), value=ignore_index)
+    return out
+
+
+class TrainAugment:
+    """Random scale, pad, crop and mirror (the s4GAN training augmentation).
+
+    Args:
+        crop_size: Output side length.
+        scale_range: Random scale factor range; ``None`` disables scaling.
+        mirror: Random horizontal flip.
+        ignore_index: Mask value of padded pixels.
+    """
+
+    def __init__(
+        self,
+        crop_size: int,
+        scale_range: tuple[float, float] | None = (0.5, 1.5),
+        mirror: bool = True,
+        ignore_index: int = IGNORE_INDEX,
+    ) -> None:
+        self.crop_size = crop_size
+        self.scale_range = scale_range
+        self.mirror = mirror
+        self.ignore_index = ignore_index
+
+    def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
+        """Augment one sample with randomness drawn from ``generator`` only."""
+        height, width = sample["image"].shape[-2:]
+        if self.scale_range is not None:
+            scale = _uniform(generator, *self.scale_range)
+            sample = resize_sample(
+                sample, max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+            )
+        sample = pad_sample(sample, self.crop_size, self.crop_size, self.ignore_index)
+        height, width = sample["image"].shape[-2:]
+        top = int(torch.randint(0, height - self.crop_size + 1, (), generator=generator))
+        left = int(torch.randint(0, width - self.crop_size + 1, (), generator=generator))
+        out = dict(sample)
+        out["image"] = sample["image"][:, top : top + self.crop_size, left : left + self.crop_size]
+        if "mask" in sample:
+            out["mask"] = sample["mask"][top : top + self.crop_size, left : left + self.crop_size]
+        if self.mirror and bool(torch.rand((), generator=generator) < 0.5):
+            out["image"] = out["image"].flip(-1)
+            if "mask" in out:
+                out["mask"] = out["mask"].flip(-1)
+        out["image"] = out["image"].contiguous()
+        if "mask" in out:
+            out["mask"] = out["mask"].contiguous()
+        return out
+
+
+class SeededDataset(Dataset[Sample]):
+    """Applies a random transform whose randomness comes from a per-item seed.
+
+    Items are requested as ``(index, seed)`` pairs (see :class:`als4gan.train` samplers), so
+    augmentation is reproducible and independent of DataLoader workers, and a resumed run sees
+    exactly the crops an uninterrupted run would have seen.
+
+    Args:
+        dataset: The underlying dataset.
+        transform: A random transform ``(sample, generator) -> sample``.
+    """
+
+    def __init__(self, dataset: SegmentationDataset, transform: RandomTransform) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: Any) -> Sample:
+        index, seed = key
+        generator = torch.Generator().manual_seed(int(seed))
+        return self.transform(self.dataset[int(index)], generator)

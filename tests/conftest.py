@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny generated datasets, quiet progress bars, paths to optional real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("ALS4GAN_NO_PROGRESS", "1")
+
+#: Real DeepGlobe samples shipped beside the repository (absent in a user's clone).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny prepared synthetic dataset: 30 scenes of 64 px (train 22 / val 4 / test 4)."""
+    from als4gan.data.synthetic import SyntheticConfig, write_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic(
+        root, SyntheticConfig(num_images=30, image_size=64, seed=3), show_progress=False
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; tests using it are skipped when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not available at {SHARED_DATA}")
+    return SHARED_DATA
