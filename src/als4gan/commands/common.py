@@ -1,0 +1,69 @@
+"""Options shared by several sub-commands (dataset selection, device, output folder)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_dataset_arguments(
+    parser: argparse.ArgumentParser, *, split_default: str | None = "train"
+) -> None:
+    """Add ``--dataset``, ``--root``, ``--split`` and the dataset-specific options.
+
+    Args:
+        parser: The sub-command parser.
+        split_default: Default of ``--split``; ``None`` omits the ``--split`` option.
+    """
+    from als4gan.data import DATASETS
+
+    group = parser.add_argument_group("dataset")
+    group.add_argument(
+        "--dataset",
+        default="synthetic",
+        choices=sorted(DATASETS),
+        help="dataset format (default: synthetic)",
+    )
+    group.add_argument("--root", help="dataset root folder (as written by 'als4gan prepare')")
+    if split_default is not None:
+        group.add_argument(
+            "--split",
+            default=split_default,
+            help=(
+                f"split name under ROOT/splits, a .txt id list, or 'all' (default: {split_default})"
+            ),
+        )
+    group.add_argument(
+        "--classes-file",
+        default=None,
+        help="folder datasets: YAML/JSON class table (names, colours or values, ignore values)",
+    )
+    group.add_argument(
+        "--bands",
+        type=int,
+        nargs="+",
+        default=None,
+        help="folder datasets: 1-based image bands to read from GeoTIFFs (default: first three)",
+    )
+
+
+def dataset_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Dataset-specific keyword options from parsed args (only those that were set)."""
+    options: dict[str, Any] = {}
+    if getattr(args, "classes_file", None):
+        options["classes_file"] = args.classes_file
+    if getattr(args, "bands", None):
+        options["bands"] = list(args.bands)
+    return options
+
+
+def require_root(args: argparse.Namespace) -> str:
+    """``--root``, or a clear error when it is missing."""
+    from als4gan.errors import ConfigError
+
+    if not getattr(args, "root", None):
+        raise ConfigError(
+            "--root is required: the dataset folder written by 'als4gan prepare' "
+            "(e.g. 'als4gan prepare synthetic --out data/synthetic', then --root data/synthetic)"
+        )
+    return str(args.root)
