@@ -1,0 +1,595 @@
+"""Experiment grids from one YAML config: prepare -> select -> train -> evaluate -> report.
+
+A grid is strategies x labelled ratios x seeds x methods. Each (strategy, ratio, seed) selection is
+computed once and shared by the methods trained on it (the selection does not depend on the
+method); each cell (selection + method) is its own run folder. Stages are driven through the same
+command-line interface a user types, so a grid runs exactly what the README documents. Finished
+stages are skipped (their run folders record completion) and an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import shutil
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from als4gan.errors import ConfigError
+from als4gan.io import RunDir, atomic_write_text, read_json, read_yaml, write_json, write_yaml
+
+LOGGER = logging.getLogger(__name__)
+
+METHODS = ("s4gan", "supervised")
+SELECTIONS_DIR = "selections"
+CELLS_DIR = "cells"
+RESULTS_MD = "results.md"
+RESULTS_CSV = "results.csv"
+REPORT_HTML = "report.html"
+
+
+@dataclass
+class DatasetSpec:
+    """Where the data is and, optionally, how to prepare it when it is not there yet.
+
+    Attributes:
+        name: Dataset format (a key of ``als4gan.data.DATASETS``).
+        root: Prepared dataset root (relative paths are relative to the config file).
+        prepare: Optional ``{"kind": ..., **flags}`` for ``als4gan prepare KIND`` when ``root``
+            holds no ``splits/`` yet (e.g. ``{"kind": "deepglobe", "src": ..., "tile_size": 0}``).
+        options: Dataset options passed to every stage (``classes_file``, ``bands``).
+    """
+
+    name: str
+    root: str
+    prepare: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GridSpec:
+    """The grid of cells."""
+
+    strategies: list[str]
+    ratios: list[float]
+    seeds: list[int]
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+
+
+@dataclass
+class ExperimentSpec:
+    """A whole experiment: dataset, grid and the flags of each stage.
+
+    Attributes:
+        name: Experiment name (shown in tables and the report).
+        out: Output folder (relative to the config file unless absolute).
+        dataset: Data location and preparation.
+        grid: Strategies x ratios x seeds x methods.
+        select: Flags of ``als4gan select`` (option names as in ``--help``, with ``_``).
+        train: Flags of ``als4gan train``.
+        evaluate: Flags of ``als4gan evaluate`` (``split`` defaults to ``test``).
+        report: Whether to build the comparison report.
+    """
+
+    name: str
+    out: str
+    dataset: DatasetSpec
+    grid: GridSpec
+    select: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    evaluate: dict[str, Any] = field(default_factory=dict)
+    report: bool = True
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def path(self, value: str) -> Path:
+        """Resolve a path from the config relative to the config file's folder."""
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate)
+
+    @property
+    def out_dir(self) -> Path:
+        """Absolute output folder."""
+        return self.path(self.out)
+
+    @property
+    def root_dir(self) -> Path:
+        """Absolute dataset root."""
+        return self.path(self.dataset.root)
+
+
+def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in mapping:
+        raise ConfigError(f"{where}: missing required key '{key}'")
+    return mapping[key]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def parse_experiment(data: Mapping[str, Any], source: str, base_dir: Path) -> ExperimentSpec:
+    """Validate a loaded YAML mapping into an :class:`ExperimentSpec`.
+
+    Raises:
+        ConfigError: On unknown or missing keys and invalid values (the message names them).
+    """
+    known = {"name", "out", "dataset", "grid", "select", "train", "evaluate", "report"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+        )
+    dataset_data = _require(data, "dataset", source)
+    grid_data = _require(data, "grid", source)
+    if not isinstance(dataset_data, dict) or not isinstance(grid_data, dict):
+        raise ConfigError(f"{source}: 'dataset' and 'grid' must be mappings")
+    dataset = DatasetSpec(
+        name=str(_require(dataset_data, "name", f"{source}: dataset")),
+        root=str(_require(dataset_data, "root", f"{source}: dataset")),
+        prepare=dataset_data.get("prepare"),
+        options=dict(dataset_data.get("options") or {}),
+    )
+    grid = GridSpec(
+        strategies=[str(s) for s in _as_list(_require(grid_data, "strategies", f"{source}: grid"))],
+        ratios=[float(r) for r in _as_list(_require(grid_data, "ratios", f"{source}: grid"))],
+        seeds=[int(s) for s in _as_list(grid_data.get("seeds", [0]))],
+        methods=[str(m) for m in _as_list(grid_data.get("methods", list(METHODS)))],
+    )
+    bad_methods = sorted(set(grid.methods) - set(METHODS))
+    if bad_methods:
+        raise ConfigError(
+            f"{source}: grid.methods has {', '.join(bad_methods)}; choose from {', '.join(METHODS)}"
+        )
+    for ratio in grid.ratios:
+        if not 0 < ratio <= 1:
+            raise ConfigError(f"{source}: grid.ratios must lie in (0, 1], got {ratio}")
+    if not grid.strategies or not grid.ratios or not grid.seeds or not grid.methods:
+        raise ConfigError(f"{source}: every grid list must hold at least one value")
+    for section in ("select", "train", "evaluate"):
+        value = data.get(section) or {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{section}' must be a mapping of option: value")
+    return ExperimentSpec(
+        name=str(data.get("name") or Path(source).stem),
+        out=str(data.get("out") or f"runs/{Path(source).stem}"),
+        dataset=dataset,
+        grid=grid,
+        select=dict(data.get("select") or {}),
+        train=dict(data.get("train") or {}),
+        evaluate=dict(data.get("evaluate") or {}),
+        report=bool(data.get("report", True)),
+        base_dir=base_dir,
+    )
+
+
+def load_experiment(path: str | Path) -> ExperimentSpec:
+    """Read and validate an experiment YAML file.
+
+    Raises:
+        ConfigError: If the file is missing or invalid.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"experiment config {file} does not exist")
+    data = read_yaml(file)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file} must hold a mapping (name, out, dataset, grid, ...)")
+    return parse_experiment(data, str(file), file.resolve().parent)
+
+
+# ----------------------------------------------------------------------------- cells
+def ratio_tag(ratio: float) -> str:
+    """A folder-safe tag for a ratio: 0.05 -> 'r0.05'."""
+    return f"r{ratio:g}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid."""
+
+    strategy: str
+    ratio: float
+    seed: int
+    method: str
+
+    @property
+    def selection_key(self) -> str:
+        """Folder name of the (shared) selection of this cell."""
+        return f"{self.strategy}_{ratio_tag(self.ratio)}_s{self.seed}"
+
+    @property
+    def name(self) -> str:
+        """Folder name of this cell's run."""
+        return f"{self.selection_key}_{self.method}"
+
+
+def expand_grid(grid: GridSpec) -> list[Cell]:
+    """All cells in a stable order: ratio, strategy, seed, method."""
+    return [
+        Cell(strategy, ratio, seed, method)
+        for ratio in grid.ratios
+        for strategy in grid.strategies
+        for seed in grid.seeds
+        for method in grid.methods
+    ]
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class CellResult:
+    """Test metrics of one finished cell."""
+
+    cell: Cell
+    miou: float
+    pixel_accuracy: float | None = None
+    run_dir: str = ""
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def summarize(results: Iterable[CellResult]) -> list[dict[str, Any]]:
+    """Group results by (ratio, method, strategy): mean, std, n and gain over random.
+
+    The relative gain of a strategy is ``mean / mean_random - 1`` at the same ratio and method
+    (``None`` when there is no random row).
+    """
+    groups: dict[tuple[float, str, str], list[float]] = {}
+    for result in results:
+        key = (result.cell.ratio, result.cell.method, result.cell.strategy)
+        groups.setdefault(key, []).append(result.miou)
+    rows: list[dict[str, Any]] = []
+    for (ratio, method, strategy), values in sorted(groups.items()):
+        mean, std = _mean_std(values)
+        rows.append(
+            {
+                "ratio": ratio,
+                "method": method,
+                "strategy": strategy,
+                "n": len(values),
+                "miou_mean": mean,
+                "miou_std": std,
+                "gain_vs_random": None,
+            }
+        )
+    for row in rows:
+        baseline = next(
+            (
+                other
+                for other in rows
+                if other["strategy"] == "random"
+                and other["ratio"] == row["ratio"]
+                and other["method"] == row["method"]
+            ),
+            None,
+        )
+        if baseline is not None and row["strategy"] != "random" and baseline["miou_mean"] > 0:
+            row["gain_vs_random"] = row["miou_mean"] / baseline["miou_mean"] - 1
+    return rows
+
+
+def _fmt_gain(gain: float | None) -> str:
+    return "—" if gain is None else f"{gain * 100:+.1f}%"
+
+
+def results_markdown(rows: Sequence[dict[str, Any]], title: str = "") -> str:
+    """The results table as Markdown (mIoU in %, mean ± std over seeds)."""
+    lines = [f"### {title}", ""] if title else []
+    lines += [
+        "| labelled ratio | method | strategy | seeds | test mIoU (%) | gain vs random |",
+        "|---:|---|---|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['ratio']:g} | {row['method']} | {row['strategy']} | {row['n']} | "
+            f"{row['miou_mean'] * 100:.1f} ± {row['miou_std'] * 100:.1f} | "
+            f"{_fmt_gain(row['gain_vs_random'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def results_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The results table as CSV (fractions, not percentages)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer,
+        fieldnames=["ratio", "method", "strategy", "n", "miou_mean", "miou_std", "gain_vs_random"],
+        lineterminator="\n",
+    )
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                **row,
+                "miou_mean": f"{row['miou_mean']:.6f}",
+                "miou_std": f"{row['miou_std']:.6f}",
+                "gain_vs_random": ""
+                if row["gain_vs_random"] is None
+                else f"{row['gain_vs_random']:.6f}",
+            }
+        )
+    return buffer.getvalue()
+
+
+def is_finite(value: Any) -> bool:
+    """Whether ``value`` is a finite number."""
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+# ----------------------------------------------------------------------------- running
+CommandRunner = Callable[[list[str]], int]
+
+
+def to_flags(options: Mapping[str, Any]) -> list[str]:
+    """Turn ``{"crop_size": 256, "mirror": False, "rates": [6, 12]}`` into CLI flags.
+
+    ``True`` -> ``--name``; ``False`` -> ``--no-name``; ``None`` -> ``--name none``; lists give
+    one value each.
+    """
+    flags: list[str] = []
+    for key, value in options.items():
+        flag = "--" + str(key).replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is False:
+            flags.append("--no-" + str(key).replace("_", "-"))
+        elif value is None:
+            flags += [flag, "none"]
+        elif isinstance(value, list | tuple):
+            flags += [flag, *(str(item) for item in value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def _cli_runner(argv: list[str]) -> int:
+    from als4gan.cli import main
+
+    return main(argv)
+
+
+class ExperimentRunner:
+    """Runs the cells of an experiment in order, skipping finished stages.
+
+    Args:
+        spec: The experiment.
+        run_command: Executes one ``als4gan`` command line (default: in this process).
+        force: Redo finished stages.
+    """
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        run_command: CommandRunner | None = None,
+        force: bool = False,
+    ) -> None:
+        self.spec = spec
+        self.run_command = run_command or _cli_runner
+        self.force = force
+        self.out = spec.out_dir
+
+    # ---------------------------------------------------------------- helpers
+    def _call(self, argv: list[str]) -> None:
+        LOGGER.info("$ als4gan %s", " ".join(argv))
+        code = self.run_command(argv)
+        if code != 0:
+            raise ConfigError(
+                f"stage failed (exit code {code}): als4gan {' '.join(argv)}. Fix the cause shown "
+                "above and run the same 'als4gan run' again: finished stages are kept."
+            )
+
+    def _dataset_flags(self) -> list[str]:
+        dataset = ["--dataset", self.spec.dataset.name, "--root", str(self.spec.root_dir)]
+        return [*dataset, *to_flags(self.spec.dataset.options)]
+
+    def selection_dir(self, cell: Cell) -> Path:
+        """Run folder of the selection shared by ``cell``'s methods."""
+        return self.out / SELECTIONS_DIR / cell.selection_key
+
+    def cell_dir(self, cell: Cell) -> Path:
+        """Run folder of ``cell``."""
+        return self.out / CELLS_DIR / cell.name
+
+    # ---------------------------------------------------------------- stages
+    def prepare(self) -> None:
+        """Prepare the dataset when its root has no split files yet."""
+        root = self.spec.root_dir
+        if (root / "splits" / "train.txt").is_file():
+            return
+        prepare = dict(self.spec.dataset.prepare or {})
+        if not prepare:
+            raise ConfigError(
+                f"dataset root {root} has no splits/train.txt and the config has no "
+                "dataset.prepare section: run 'als4gan prepare' first or add one."
+            )
+        kind = str(prepare.pop("kind", self.spec.dataset.name))
+        for key in ("src",):
+            if key in prepare:
+                prepare[key] = str(self.spec.path(str(prepare[key])))
+        self._call(["prepare", kind, "--out", str(root), *to_flags(prepare)])
+
+    def select(self, cell: Cell) -> Path:
+        """Run (or reuse) the selection of ``cell``; returns its run folder."""
+        run_dir = self.selection_dir(cell)
+        if RunDir(run_dir).is_done("select") and not self.force:
+            return run_dir
+        self._call(
+            [
+                "select",
+                *self._dataset_flags(),
+                "--split",
+                "train",
+                "--labeled-ratio",
+                f"{cell.ratio:g}",
+                "--strategy",
+                cell.strategy,
+                "--seed",
+                str(cell.seed),
+                "--out",
+                str(run_dir),
+                *to_flags(self.spec.select),
+                *(["--force"] if self.force else []),
+            ]
+        )
+        return run_dir
+
+    def train(self, cell: Cell, selection: Path) -> Path:
+        """Train ``cell`` on its selection, resuming an interrupted run."""
+        run_dir = self.cell_dir(cell)
+        state = RunDir(run_dir)
+        if state.is_done("train") and not self.force:
+            return run_dir
+        # keep a copy of the selection inside the cell so the run folder is self-describing
+        target = run_dir / "selection"
+        if not target.is_dir() or self.force:
+            shutil.copytree(selection / "selection", target, dirs_exist_ok=True)
+        resume = (run_dir / "checkpoints" / "latest.pt").is_file() and not self.force
+        self._call(
+            [
+                "train",
+                *self._dataset_flags(),
+                "--method",
+                cell.method,
+                "--selection",
+                str(target),
+                "--seed",
+                str(cell.seed),
+                "--out",
+                str(run_dir),
+                *to_flags(self.spec.train),
+                *(["--resume"] if resume else []),
+                *(["--force"] if self.force else []),
+            ]
+        )
+        return run_dir
+
+    def evaluate(self, run_dir: Path) -> dict[str, Any]:
+        """Evaluate the run's best (validation-chosen) checkpoint on the test split."""
+        options = dict(self.spec.evaluate)
+        split = str(options.pop("split", "test"))
+        metrics_file = run_dir / "eval" / split / "metrics.json"
+        if not (RunDir(run_dir).is_done(f"evaluate:{split}") and metrics_file.is_file()) or (
+            self.force
+        ):
+            self._call(
+                [
+                    "evaluate",
+                    "--checkpoint",
+                    str(run_dir),
+                    *self._dataset_flags(),
+                    "--split",
+                    split,
+                    *to_flags(options),
+                    *(["--force"] if self.force else []),
+                ]
+            )
+        metrics = read_json(metrics_file)
+        if not isinstance(metrics, dict):
+            raise ConfigError(f"{metrics_file} is not a metrics mapping")
+        return metrics
+
+    # ---------------------------------------------------------------- whole grid
+    def run(
+        self, progress_callback: Callable[[int, int, Cell], None] | None = None
+    ) -> dict[str, Any]:
+        """Run every cell, then write the results table and the report.
+
+        Returns:
+            ``{"rows": summary rows, "results_md": path, "results_csv": path, "report": path}``.
+        """
+        started = time.monotonic()
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_yaml(self.out / "experiment.yaml", _spec_to_dict(self.spec))
+        self.prepare()
+        cells = expand_grid(self.spec.grid)
+        results: list[CellResult] = []
+        for index, cell in enumerate(cells):
+            if progress_callback is not None:
+                progress_callback(index, len(cells), cell)
+            selection = self.select(cell)
+            run_dir = self.train(cell, selection)
+            metrics = self.evaluate(run_dir)
+            if not is_finite(metrics.get("miou")):
+                raise ConfigError(f"{run_dir}: test mIoU is not a number ({metrics.get('miou')})")
+            results.append(
+                CellResult(
+                    cell,
+                    float(metrics["miou"]),
+                    metrics.get("pixel_accuracy"),
+                    str(run_dir),
+                )
+            )
+        rows = summarize(results)
+        title = f"{self.spec.name}: test mIoU"
+        markdown = results_markdown(rows, title)
+        atomic_write_text(self.out / RESULTS_MD, markdown)
+        atomic_write_text(self.out / RESULTS_CSV, results_csv(rows))
+        write_json(
+            self.out / "results.json",
+            {
+                "rows": rows,
+                "cells": [
+                    {**result.cell.__dict__, "miou": result.miou, "run_dir": result.run_dir}
+                    for result in results
+                ],
+                "seconds": round(time.monotonic() - started, 1),
+            },
+        )
+        report = self.out / REPORT_HTML
+        if self.spec.report:
+            self._call(
+                ["report", *[r.run_dir for r in results], "--out", str(report), "--title", title]
+            )
+        return {
+            "rows": rows,
+            "markdown": markdown,
+            "results_md": self.out / RESULTS_MD,
+            "results_csv": self.out / RESULTS_CSV,
+            "report": report if self.spec.report else None,
+        }
+
+
+def _spec_to_dict(spec: ExperimentSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "out": str(spec.out_dir),
+        "dataset": {
+            "name": spec.dataset.name,
+            "root": str(spec.root_dir),
+            "prepare": spec.dataset.prepare,
+            "options": spec.dataset.options,
+        },
+        "grid": {
+            "strategies": spec.grid.strategies,
+            "ratios": spec.grid.ratios,
+            "seeds": spec.grid.seeds,
+            "methods": spec.grid.methods,
+        },
+        "select": spec.select,
+        "train": spec.train,
+        "evaluate": spec.evaluate,
+        "report": spec.report,
+    }
+
+
+__all__ = [
+    "Cell",
+    "CellResult",
+    "ExperimentRunner",
+    "ExperimentSpec",
+    "expand_grid",
+    "load_experiment",
+    "results_csv",
+    "results_markdown",
+    "summarize",
+    "to_flags",
+]
