@@ -3,14 +3,211 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
 
 HELP = "train a segmentation network (s4GAN semi-supervised or supervised-only)"
+DESCRIPTION = """\
+Train DeepLab with s4GAN (labelled + unlabelled images, SPEC stage 2) or the supervised
+baseline (labelled images only). Defaults are the paper's (SPEC); the resolved options are
+written to RUN_DIR/config.yaml, checkpoints to RUN_DIR/checkpoints/{latest,best}.pt and one
+record per step to RUN_DIR/metrics.jsonl.
+
+  als4gan train --root data/synthetic --selection runs/a/selection --out runs/a \\
+      --backbone resnet18 --crop-size 96 --batch-size 4 --iterations 500 --val-every 100
+  als4gan train --root data/synthetic --labeled-ratio 0.05 --seed 1 --method supervised \\
+      --out runs/sup --backbone resnet18 --iterations 500
+  als4gan train --out runs/a --resume                 # continue an interrupted run exactly
+  torchrun --nproc_per_node 4 -m als4gan train ...     # several GPUs (DDP)
+
+With no --selection or --labeled-ratio, RUN_DIR/selection/labeled.txt (written by
+'als4gan select --out RUN_DIR') is used. No weights are downloaded: for real work pass
+ImageNet weights with --pretrained FILE (see docs/training.md).
+"""
+
+logger = logging.getLogger("als4gan.train")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    """Dataset flags, every TrainConfig option (grouped), and run-folder flags."""
+    from als4gan.commands.common import add_dataset_arguments
+    from als4gan.config import add_config_arguments
+    from als4gan.train.config import GROUPS, TrainConfig
+
+    add_dataset_arguments(parser, split_default="train")
+    # None = "not given", so that --config and a resumed run's config.yaml can supply them.
+    parser.set_defaults(dataset=None, split=None)
+    run = parser.add_argument_group("run folder")
+    run.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to write")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in RUN_DIR from checkpoints/latest.pt",
+    )
+    run.add_argument(
+        "--force", action="store_true", help="start over, replacing a run already in RUN_DIR"
+    )
+    run.add_argument(
+        "--config", metavar="FILE", help="YAML of options (e.g. another run's config.yaml)"
+    )
+    names = [field.name for field in dataclasses.fields(TrainConfig)]
+    for title, group in GROUPS.items():
+        add_config_arguments(
+            parser, TrainConfig, exclude=[n for n in names if n not in group], title=title
+        )
+
+
+def _explicit_values(args: argparse.Namespace) -> dict[str, Any]:
+    """Options given on the command line (config fields and the dataset flags)."""
+    from als4gan.train.config import DATASET_FIELDS, TrainConfig
+
+    names = {field.name for field in dataclasses.fields(TrainConfig)}
+    values = {key: value for key, value in vars(args).items() if key in names}
+    for key in DATASET_FIELDS:
+        if getattr(args, key, None) is None:
+            values.pop(key, None)
+    return values
+
+
+def _resolve(args: argparse.Namespace) -> Any:
+    """The config of this invocation (a resumed run: its saved config plus allowed changes)."""
+    from als4gan.config import config_from_dict, resolve_config
+    from als4gan.errors import ConfigError, RunExistsError
+    from als4gan.io import read_yaml
+    from als4gan.train.config import RESUMABLE_OVERRIDES, TrainConfig
+
+    explicit = _explicit_values(args)
+    if not args.resume:
+        return resolve_config(TrainConfig, argparse.Namespace(**explicit), args.config)
+    if args.force:
+        raise ConfigError("give --resume (continue) or --force (start over), not both")
+    if args.config:
+        raise ConfigError("--resume reads RUN_DIR/config.yaml; --config cannot be combined with it")
+    saved_path = Path(args.out) / "config.yaml"
+    if not saved_path.is_file():
+        raise RunExistsError(
+            f"{args.out} holds no training run to resume (no config.yaml); start one without "
+            "--resume"
+        )
+    saved = config_from_dict(TrainConfig, read_yaml(saved_path) or {}, source=str(saved_path))
+    changes: dict[str, Any] = {}
+    for key, value in explicit.items():
+        current = getattr(saved, key)
+        if isinstance(current, tuple):
+            value = tuple(value)
+        if value == current:
+            continue
+        if key not in RESUMABLE_OVERRIDES:
+            raise ConfigError(
+                f"--{key.replace('_', '-')} cannot change when resuming (the run was started "
+                f"with {current!r}); only {', '.join(sorted(RESUMABLE_OVERRIDES))} may. Start a "
+                "new run with --force or another --out to change it."
+            )
+        changes[key] = value
+    return dataclasses.replace(saved, **changes)
+
+
+def _prepare_run_dir(args: argparse.Namespace, main: bool) -> bool:
+    """Check (all processes) and prepare (main process) the run folder.
+
+    Returns:
+        Whether a checkpoint to resume from exists.
+
+    Raises:
+        RunExistsError: Instead of overwriting a finished or unfinished run without --force.
+    """
+    from als4gan.checkpoint import CHECKPOINT_DIR
+    from als4gan.errors import RunExistsError
+    from als4gan.io import RunDir
+    from als4gan.train.records import METRICS_FILE, TENSORBOARD_DIR
+    from als4gan.train.trainer import BEST, LATEST
+
+    run_dir = RunDir(args.out)
+    latest = run_dir.path / CHECKPOINT_DIR / LATEST
+    if args.resume:
+        return latest.is_file()
+    run_dir.check_can_start("train", args.force)
+    started = latest.is_file() or (run_dir.path / METRICS_FILE).is_file()
+    if started and not args.force:
+        raise RunExistsError(
+            f"{run_dir.path} holds an unfinished training run. Continue it with --resume, or "
+            "pass --force to start over (its checkpoints and metrics are deleted)."
+        )
+    if main and args.force:
+        for name in (LATEST, BEST):
+            (run_dir.path / CHECKPOINT_DIR / name).unlink(missing_ok=True)
+        (run_dir.path / METRICS_FILE).unlink(missing_ok=True)
+        shutil.rmtree(run_dir.path / TENSORBOARD_DIR, ignore_errors=True)
+    return False
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    raise NotImplementedError("als4gan train is not implemented yet")
+    """Resolve the config, prepare RUN_DIR, train, and report."""
+    from als4gan.config import config_to_dict
+    from als4gan.errors import TrainingDivergedError
+    from als4gan.io import RunDir, write_ids, write_yaml
+    from als4gan.train import distributed
+    from als4gan.train.trainer import LATEST, Trainer
+
+    config = _resolve(args)
+    config.validate()
+    run_dir = RunDir(args.out)
+    if args.resume and run_dir.is_done("train"):
+        print(f"{args.out} already finished training; nothing to resume")
+        return 0
+    context = distributed.setup(config.device)
+    try:
+        resumable = _prepare_run_dir(args, context.is_main)
+        distributed.barrier(context)
+        trainer = Trainer(config, args.out, context)
+        if resumable:
+            trainer.load(run_dir.path / "checkpoints" / LATEST)
+            if trainer.step >= config.iterations:
+                if context.is_main:
+                    print(f"{args.out} already finished training at step {trainer.step}")
+                return 0
+        if context.is_main:
+            write_yaml(run_dir / "config.yaml", config_to_dict(config))
+            write_ids(run_dir / "train_labeled.txt", trainer.split.labelled)
+            write_ids(run_dir / "train_unlabeled.txt", trainer.split.unlabelled)
+            run_dir.mark_running("train", step=trainer.step, iterations=config.iterations)
+            logger.info(trainer.describe())
+            if resumable:
+                logger.info("resuming from step %d", trainer.step)
+        try:
+            summary = trainer.fit()
+        except TrainingDivergedError as err:
+            if context.is_main:
+                run_dir.mark("train", "failed", step=trainer.step, error=str(err))
+            raise
+        if not context.is_main:
+            return 0
+        best = summary["best_miou"]
+        best_text = (
+            f"best validation mIoU {best:.4f} at step {summary['best_step']}"
+            if best is not None
+            else "no validation"
+        )
+        if summary["finished"]:
+            run_dir.mark_done(
+                "train",
+                step=summary["step"],
+                best_miou=best,
+                best_step=summary["best_step"],
+            )
+            print(
+                f"trained {summary['step']} iterations; {best_text}; checkpoints in "
+                f"{run_dir.path / 'checkpoints'}"
+            )
+            return 0
+        run_dir.mark("train", "stopped", step=summary["step"], iterations=config.iterations)
+        print(
+            f"stopped at step {summary['step']} of {config.iterations} ({best_text}); continue "
+            f"with: als4gan train --out {args.out} --resume"
+        )
+        return 130 if summary["stopped_by_signal"] else 0
+    finally:
+        distributed.cleanup(context)

@@ -10,6 +10,7 @@ from torch import nn
 from als4gan.errors import ConfigError
 from als4gan.models.classifier import ImageClassifier
 from als4gan.models.deeplab import DeepLabV2
+from als4gan.models.deeplabv3plus import DeepLabV3Plus
 from als4gan.models.discriminator import S4GANDiscriminator
 from als4gan.models.resnet import RESNET_SPECS, ResNet
 from als4gan.models.weights import find_backbone, load_backbone_weights, resolve_pretrained
@@ -17,6 +18,7 @@ from als4gan.models.weights import find_backbone, load_backbone_weights, resolve
 #: Segmentation architecture name -> constructor(backbone=, num_classes=, in_channels=, ...).
 SEGMENTATION_MODELS: dict[str, Callable[..., nn.Module]] = {
     "deeplabv2": DeepLabV2,
+    "deeplabv3plus": DeepLabV3Plus,
 }
 
 BACKBONES: tuple[str, ...] = tuple(RESNET_SPECS)
@@ -80,6 +82,7 @@ __all__ = [
     "BACKBONES",
     "SEGMENTATION_MODELS",
     "DeepLabV2",
+    "DeepLabV3Plus",
     "ImageClassifier",
     "ResNet",
     "S4GANDiscriminator",

@@ -44,6 +44,10 @@ def missing_weights_message(backbone: str, path: str | Path | None = None) -> st
 def resolve_pretrained(spec: str | None, backbone: str) -> Path | None:
     """Turn a ``--pretrained`` value into a file path (or None for random init).
 
+    Accepts ``none``, ``imagenet`` (torchvision's file in the torch hub cache), a weights file
+    (torchvision or als4gan checkpoint) or an als4gan run folder (its best, else latest,
+    checkpoint).
+
     Raises:
         CheckpointError: If the file is missing (the message says how to get it).
     """
@@ -55,6 +59,15 @@ def resolve_pretrained(spec: str | None, backbone: str) -> Path | None:
             raise CheckpointError(missing_weights_message(backbone))
         return file
     path = Path(spec).expanduser()
+    if path.is_dir():
+        # A previous run folder: its best (else latest) checkpoint's backbone.
+        for name in ("best.pt", "latest.pt"):
+            if (path / "checkpoints" / name).is_file():
+                return path / "checkpoints" / name
+        raise CheckpointError(
+            f"{path} is a folder without checkpoints/best.pt or checkpoints/latest.pt. Pass a "
+            "weights file, a trained run folder, 'imagenet' or 'none'."
+        )
     if not path.is_file():
         raise CheckpointError(missing_weights_message(backbone, path))
     return path

@@ -1,0 +1,712 @@
+"""The s4GAN and supervised training loops (SPEC stage 2), explicit from top to bottom.
+
+One iteration of s4GAN (``Trainer._s4gan_micro_step``, once per accumulation step):
+
+1. ``L_ce = CE(G(x_l), y_l)`` on the labelled batch (ignore label 255).
+2. ``p_u = softmax(G(x_u))``; ``d_u, f_u = D([p_u, x_u])`` (D's weights frozen for this part).
+3. ``d_g, f_g = D([onehot(y_g), x_g])`` on a ground-truth batch from the labelled set.
+4. ``L_fm = mean | mean_batch(f_g) - mean_batch(f_u) |``.
+5. ``L_st = CE(G(x_u)[d_u > tau], argmax G(x_u)[d_u > tau])`` (labels without gradient).
+6. G's gradient from ``L_ce + lambda_fm L_fm + lambda_st L_st``.
+7. D's gradient from ``[BCE(D([p_u.detach(), x_u]), 0) + BCE(D([onehot(y_g), x_g]), 1)] / 2``.
+
+then one SGD step for G and one Adam step for D, each with polynomial decay. The supervised
+baseline is the same loop with step 1 only. Images are in [0, 1] everywhere, so D sees them as
+they are (no per-batch min/max rescaling: SPEC defect 6).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from als4gan.checkpoint import CHECKPOINT_DIR, load_checkpoint, save_checkpoint
+from als4gan.config import config_to_dict
+from als4gan.data.encoding import IGNORE_INDEX
+from als4gan.errors import DataError, DatasetNotFoundError, TrainingDivergedError
+from als4gan.models import S4GANDiscriminator, build_segmentation_model
+from als4gan.runtime import (
+    autocast,
+    default_num_workers,
+    derive_seed,
+    progress,
+    resolve_amp,
+    use_channels_last,
+)
+from als4gan.train.config import TrainConfig
+from als4gan.train.data import (
+    DataStream,
+    UnlabelledImages,
+    build_split,
+    check_batch_fits,
+    make_augment,
+    resolve_labelled_split,
+)
+from als4gan.train.distributed import DistributedContext, all_reduce_sum
+from als4gan.train.losses import (
+    cross_entropy,
+    discriminator_loss,
+    feature_matching_loss,
+    fill_invalid,
+    onehot_with_ignore,
+    select_confident,
+    self_training_loss,
+)
+from als4gan.train.records import METRICS_FILE, MetricsLog, truncate_records
+from als4gan.train.samplers import InfiniteSeededSampler
+from als4gan.train.schedules import (
+    PolyLR,
+    build_discriminator_optimizer,
+    build_generator_optimizer,
+)
+from als4gan.train.state import capture_rng_state, restore_rng_state
+from als4gan.train.validate import validate
+
+logger = logging.getLogger(__name__)
+
+LATEST = "latest.pt"
+BEST = "best.pt"
+
+#: Order of the per-iteration statistics summed over accumulation steps and processes.
+STAT_KEYS = ("loss_ce", "loss_fm", "loss_st", "loss_d", "accepted", "judged", "stop")
+
+
+def batchnorm_frozen(config: TrainConfig) -> bool:
+    """Resolve ``--freeze-bn``: auto freezes only when pretrained weights are loaded."""
+    if config.freeze_bn == "auto":
+        return str(config.pretrained).lower() not in ("none", "", "random")
+    return config.freeze_bn == "on"
+
+
+def backbone_batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm layers of the model's backbone (the pretrained part)."""
+    backbone = getattr(model, "backbone", model)
+    return [m for m in backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def build_generator(
+    config: TrainConfig, num_classes: int, in_channels: int
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The segmentation network G and its ``model_spec`` (what checkpoints record).
+
+    Initialisation draws from a generator seeded by the run seed, without touching the global
+    random state.
+    """
+    spec: dict[str, Any] = {
+        "arch": config.arch,
+        "backbone": config.backbone,
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        **config.model_options(),
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, "init", "generator"))
+        model = build_segmentation_model(pretrained=config.pretrained, **spec)
+    if batchnorm_frozen(config):
+        for layer in backbone_batchnorms(model):
+            layer.requires_grad_(False)
+    return model, spec
+
+
+def move_network(network: nn.Module, device: torch.device, channels_last: bool) -> None:
+    """Move ``network`` to ``device``, in channels_last memory format when asked."""
+    network.to(device)
+    if channels_last:
+        network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
+def backward(loss: torch.Tensor) -> None:
+    """``loss.backward()`` (a typed wrapper)."""
+    loss.backward()  # type: ignore[no-untyped-call]
+
+
+class StopRequests:
+    """SIGINT/SIGTERM set a flag that the loop checks between iterations (a second SIGINT aborts).
+
+    Stopping at an iteration boundary lets the trainer write a consistent ``latest.pt`` that
+    ``--resume`` continues exactly. Handlers are only installed in the main thread.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        logger.warning(
+            "\nstop requested: finishing this iteration and saving checkpoints/latest.pt "
+            "(press Ctrl-C again to abort without saving)"
+        )
+
+    def __enter__(self) -> StopRequests:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class Trainer:
+    """Builds data, networks and optimisers from a :class:`TrainConfig` and runs the loop.
+
+    Only the main process (rank 0) writes files; every process computes.
+
+    Args:
+        config: The resolved config (validated).
+        run_dir: The run folder (checkpoints, metrics.jsonl).
+        context: Distributed context (a single process by default).
+        show_progress: Show progress bars on the main process.
+
+    Raises:
+        ConfigError / DataError / DatasetNotFoundError: On unusable options or data.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: str | Path,
+        context: DistributedContext,
+        *,
+        show_progress: bool = True,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.context = context
+        self.device = context.device
+        self.show_progress = show_progress and context.is_main
+        self.amp = resolve_amp(config.amp, self.device)
+        self.channels_last = use_channels_last(config.channels_last, self.device)
+        self.s4gan = config.method == "s4gan"
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not config.deterministic
+
+        # ---- data: labelled / unlabelled split of the training images (SPEC stage 2)
+        self.train_set = build_split(config, config.split)
+        self.split = resolve_labelled_split(config, self.train_set.ids, self.run_dir)
+        if self.s4gan and not self.split.unlabelled:
+            raise DataError(
+                f"s4GAN needs unlabelled images, but all {len(self.split.labelled)} training "
+                "images are labelled; use --method supervised or a smaller labelled set"
+            )
+        self.num_classes = self.train_set.num_classes
+        self.val_set = None
+        if config.val_every > 0:
+            try:
+                self.val_set = build_split(config, config.val_split)
+            except DatasetNotFoundError as err:
+                raise DatasetNotFoundError(
+                    f"{err} Validation chooses best.pt: pass --val-split NAME (never the test "
+                    "split), or --val-every 0 to train without validation."
+                ) from None
+        self.micro_batch = check_batch_fits(config, context.world_size)
+        num_workers = default_num_workers() if config.num_workers is None else config.num_workers
+        augment = make_augment(config)
+        pin = self.device.type == "cuda"
+
+        def stream(name: str, dataset: Any, num_samples: int) -> DataStream:
+            sampler = InfiniteSeededSampler(
+                num_samples,
+                config.batch_size,
+                config.seed,
+                name,
+                rank=context.rank,
+                world_size=context.world_size,
+                accumulation=config.grad_accum,
+            )
+            return DataStream(dataset, sampler, augment, num_workers, pin)
+
+        labelled_set = self.train_set.subset(self.split.labelled)
+        self.streams: dict[str, DataStream] = {
+            "labelled": stream("labelled", labelled_set, len(labelled_set))
+        }
+        if self.s4gan:
+            unlabelled_set = self.train_set.subset(self.split.unlabelled)
+            self.streams["unlabelled"] = stream(
+                "unlabelled", UnlabelledImages(unlabelled_set), len(unlabelled_set)
+            )
+            # SPEC step 3: D's "real" examples come from the labelled set, in their own order.
+            self.streams["ground_truth"] = stream("ground_truth", labelled_set, len(labelled_set))
+
+        # ---- networks
+        in_channels = self.train_set.in_channels
+        self.generator, self.model_spec = build_generator(config, self.num_classes, in_channels)
+        self.bn_frozen = batchnorm_frozen(config)
+        self.discriminator: S4GANDiscriminator | None = None
+        if self.s4gan:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(derive_seed(config.seed, "init", "discriminator"))
+                self.discriminator = S4GANDiscriminator(self.num_classes, in_channels)
+        if config.sync_bn and context.enabled:
+            if self.bn_frozen:
+                logger.info("--sync-bn has no effect with frozen BatchNorm")
+            self.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.generator)  # type: ignore[no-untyped-call]
+        for network in (self.generator, self.discriminator):
+            if network is not None:
+                move_network(network, self.device, self.channels_last)
+
+        # ---- optimisers (SPEC: SGD for G with head multipliers, Adam for D; poly decay)
+        self.optimizer_g = build_generator_optimizer(self.generator, config)
+        self.scheduler_g = PolyLR(self.optimizer_g, config.iterations, config.power)
+        self.optimizer_d: torch.optim.Optimizer | None = None
+        self.scheduler_d: PolyLR | None = None
+        if self.discriminator is not None:
+            self.optimizer_d = build_discriminator_optimizer(self.discriminator, config)
+            self.scheduler_d = PolyLR(self.optimizer_d, config.iterations, config.power)
+
+        # ---- multi-process wrappers (gradients averaged over processes by DDP)
+        self.g_train: nn.Module = self.generator
+        self.d_train: nn.Module | None = self.discriminator
+        if context.enabled:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.g_train = DistributedDataParallel(self.generator, device_ids=device_ids)
+            if self.discriminator is not None:
+                self.d_train = DistributedDataParallel(self.discriminator, device_ids=device_ids)
+
+        # D's dropout draws from the global generator: seed it from the run seed, per process.
+        torch.manual_seed(derive_seed(config.seed, "train", context.rank))
+
+        # ---- progress state
+        self.step = 0
+        self.best_miou = -math.inf
+        self.best_step: int | None = None
+        self.last_val: dict[str, Any] | None = None
+        self.elapsed = 0.0
+        self._clock_start = time.perf_counter()
+        self.log: MetricsLog | None = None
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def checkpoint_dir(self) -> Path:
+        """RUN_DIR/checkpoints."""
+        return self.run_dir / CHECKPOINT_DIR
+
+    def set_train_mode(self) -> None:
+        """Train mode, except frozen backbone BatchNorm, which keeps its running statistics."""
+        self.generator.train()
+        if self.bn_frozen:
+            for layer in backbone_batchnorms(self.generator):
+                layer.eval()
+        if self.discriminator is not None:
+            self.discriminator.train()
+
+    def _to_device(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        image = batch["image"].to(self.device, non_blocking=True)
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return image, batch["mask"].to(self.device, non_blocking=True)
+
+    def _no_sync(
+        self, module: nn.Module | None, sync: bool
+    ) -> contextlib.AbstractContextManager[Any]:
+        """DDP's no_sync on all but the last accumulation step (gradients reduced once)."""
+        if not sync and isinstance(module, DistributedDataParallel):
+            return module.no_sync()
+        return contextlib.nullcontext()
+
+    def _elapsed(self) -> float:
+        return self.elapsed + time.perf_counter() - self._clock_start
+
+    # ------------------------------------------------------------------ one iteration
+    def _s4gan_micro_step(self, sync: bool, scale: float) -> torch.Tensor:
+        """SPEC stage 2 steps 1-7 on one micro-batch; returns the statistics of STAT_KEYS."""
+        assert self.discriminator is not None and self.d_train is not None
+        config = self.config
+        x_l, y_l = self._to_device(self.streams["labelled"].next())
+        x_u, pad_u = self._to_device(self.streams["unlabelled"].next())
+        x_g, y_g = self._to_device(self.streams["ground_truth"].next())
+        valid_u = pad_u != IGNORE_INDEX  # False only where augmentation padded the crop
+
+        # Generator: steps 1-6, with D's weights frozen.
+        self.discriminator.requires_grad_(False)
+        with self._no_sync(self.g_train, sync):
+            with autocast(self.device, self.amp):
+                logits = self.g_train(torch.cat([x_l, x_u]))
+                logits_l, logits_u = logits[: len(x_l)], logits[len(x_l) :]
+                loss_ce = cross_entropy(logits_l, y_l)  # 1
+                p_u = fill_invalid(torch.softmax(logits_u.float(), dim=1), valid_u)  # 2
+                fake = self.discriminator(p_u, x_u)
+                real_g = onehot_with_ignore(y_g, self.num_classes)  # 3
+                with torch.no_grad():
+                    real = self.discriminator(real_g, x_g)
+                loss_fm = feature_matching_loss(real["features"], fake["features"])  # 4
+                selected = select_confident(fake["prob"], config.threshold_st)  # 5
+                loss_st = self_training_loss(logits_u, selected, valid_u)
+                loss_g = loss_ce + config.lambda_fm * loss_fm + config.lambda_st * loss_st  # 6
+            backward(loss_g * scale)
+
+        # Discriminator: step 7, fake = detached predictions, real = ground truth. One forward
+        # over both halves (D has no batch statistics, so this equals two separate passes).
+        self.discriminator.requires_grad_(True)
+        with self._no_sync(self.d_train, sync):
+            with autocast(self.device, self.amp):
+                judged = self.d_train(torch.cat([p_u.detach(), real_g]), torch.cat([x_u, x_g]))
+                loss_d = discriminator_loss(
+                    judged["logit"][: len(x_u)], judged["logit"][len(x_u) :]
+                )
+            backward(loss_d * scale)
+
+        return torch.stack(
+            [
+                loss_ce.detach(),
+                loss_fm.detach(),
+                loss_st.detach(),
+                loss_d.detach(),
+                selected.sum().float(),
+                torch.tensor(float(len(x_u)), device=self.device),
+                torch.zeros((), device=self.device),
+            ]
+        ).double()
+
+    def _supervised_micro_step(self, sync: bool, scale: float) -> torch.Tensor:
+        """The baseline: step 1 only (labelled cross-entropy)."""
+        x_l, y_l = self._to_device(self.streams["labelled"].next())
+        with self._no_sync(self.g_train, sync):
+            with autocast(self.device, self.amp):
+                loss_ce = cross_entropy(self.g_train(x_l), y_l)
+            backward(loss_ce * scale)
+        stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=self.device)
+        stats[0] = loss_ce.detach().double()
+        return stats
+
+    def train_iteration(self, stop_requested: bool = False) -> tuple[dict[str, Any], bool]:
+        """One iteration: ``grad_accum`` micro-steps, then one update of G (and D).
+
+        Args:
+            stop_requested: This process received a stop signal (shared with the others).
+
+        Returns:
+            The metrics record of this step and whether any process asked to stop.
+
+        Raises:
+            TrainingDivergedError: If a loss is not finite (nothing is updated then).
+        """
+        config = self.config
+        self.set_train_mode()
+        self.optimizer_g.zero_grad(set_to_none=True)
+        if self.optimizer_d is not None:
+            self.optimizer_d.zero_grad(set_to_none=True)
+        lr_g = self.scheduler_g.get_last_lr()[0]
+        lr_d = self.scheduler_d.get_last_lr()[0] if self.scheduler_d is not None else None
+
+        stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=self.device)
+        scale = 1.0 / config.grad_accum
+        for index in range(config.grad_accum):
+            sync = index == config.grad_accum - 1
+            if self.s4gan:
+                stats += self._s4gan_micro_step(sync, scale)
+            else:
+                stats += self._supervised_micro_step(sync, scale)
+        stats[STAT_KEYS.index("stop")] = float(stop_requested)
+        values = all_reduce_sum(stats, self.context).tolist()
+        parts = config.grad_accum * self.context.world_size
+        totals = dict(zip(STAT_KEYS, values, strict=True))
+
+        record: dict[str, Any] = {"kind": "train", "step": self.step + 1}
+        loss_keys = ("loss_ce", "loss_fm", "loss_st", "loss_d") if self.s4gan else ("loss_ce",)
+        for key in loss_keys:
+            record[key] = totals[key] / parts
+        if self.s4gan:
+            record["accept_rate"] = totals["accepted"] / max(1.0, totals["judged"])
+        for key in loss_keys:
+            if not math.isfinite(record[key]):
+                raise TrainingDivergedError(
+                    f"{key} became {record[key]} at step {self.step + 1}; nothing was updated. "
+                    f"The last good checkpoint is kept in {self.checkpoint_dir}. Lower --lr "
+                    f"(now {config.lr}) or --lr-d, try --amp off, check the data, then continue "
+                    "with --resume or restart with --force."
+                )
+
+        self.optimizer_g.step()
+        self.scheduler_g.step()
+        if self.optimizer_d is not None and self.scheduler_d is not None:
+            self.optimizer_d.step()
+            self.scheduler_d.step()
+        for data_stream in self.streams.values():
+            data_stream.advance()
+        self.step += 1
+        record["lr_g"] = lr_g
+        if lr_d is not None:
+            record["lr_d"] = lr_d
+        record["time"] = round(self._elapsed(), 3)
+        return record, totals["stop"] > 0
+
+    # ------------------------------------------------------------------ validation
+    def _sync_buffers(self) -> None:
+        """Give every process rank 0's BatchNorm statistics (each saw different images)."""
+        if self.context.enabled:
+            for buffer in self.generator.buffers():
+                dist.broadcast(buffer, src=0)
+
+    def run_validation(self) -> dict[str, Any]:
+        """Validate the generator on the validation split and record the result."""
+        assert self.val_set is not None
+        self._sync_buffers()
+        metrics = validate(
+            self.generator,
+            self.val_set,
+            self.context,
+            window=self.config.crop_size,
+            amp=self.amp,
+            channels_last=self.channels_last,
+            show_progress=self.show_progress,
+        )
+        self.set_train_mode()
+        self.last_val = {"step": self.step, **metrics}
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def _rng_states(self) -> list[dict[str, Any]]:
+        """Every process's RNG state (collective: all processes must call it)."""
+        state = capture_rng_state()
+        if not self.context.enabled:
+            return [state]
+        gathered: list[Any] = [None] * self.context.world_size
+        dist.all_gather_object(gathered, state)
+        return gathered
+
+    def model_payload(self) -> dict[str, Any]:
+        """What ``best.pt`` holds: the network and how to rebuild it (no trainer state)."""
+        return {
+            "kind": "segmentation",
+            "model_spec": dict(self.model_spec),
+            "dataset": self.train_set.describe(),
+            "model": self.generator.state_dict(),
+            "step": self.step,
+            "config": config_to_dict(self.config),
+            "metrics": self.last_val,
+            "method": self.config.method,
+            "labelled": {"source": self.split.source, "count": len(self.split.labelled)},
+        }
+
+    def full_payload(self, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
+        """What ``latest.pt`` holds: :meth:`model_payload` plus everything to resume exactly."""
+        payload = self.model_payload()
+        payload["trainer"] = {
+            "discriminator": (
+                self.discriminator.state_dict() if self.discriminator is not None else None
+            ),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict() if self.optimizer_d else None,
+            "scheduler_g": self.scheduler_g.state_dict(),
+            "scheduler_d": self.scheduler_d.state_dict() if self.scheduler_d else None,
+            "streams": {name: data.state_dict() for name, data in self.streams.items()},
+            "rng": rng_states,
+            "world_size": self.context.world_size,
+            "best_miou": self.best_miou if math.isfinite(self.best_miou) else None,
+            "best_step": self.best_step,
+            "elapsed": self._elapsed(),
+        }
+        return payload
+
+    def save_latest(self) -> None:
+        """Write ``checkpoints/latest.pt`` (collective; the main process writes)."""
+        self._sync_buffers()
+        rng_states = self._rng_states()
+        if self.context.is_main:
+            save_checkpoint(self.checkpoint_dir / LATEST, self.full_payload(rng_states))
+
+    def save_best(self) -> None:
+        """Write ``checkpoints/best.pt`` (main process)."""
+        if self.context.is_main:
+            save_checkpoint(self.checkpoint_dir / BEST, self.model_payload())
+
+    def load(self, path: str | Path) -> None:
+        """Continue from a ``latest.pt`` written by :meth:`save_latest`.
+
+        Raises:
+            CheckpointError: If the file cannot be read or does not fit this run.
+        """
+        from als4gan.errors import CheckpointError
+
+        checkpoint = load_checkpoint(path)
+        trainer = checkpoint.get("trainer")
+        if not isinstance(trainer, dict):
+            raise CheckpointError(
+                f"{path} holds no trainer state (a best.pt?); resume from checkpoints/{LATEST}"
+            )
+        if checkpoint.get("model_spec") != self.model_spec:
+            raise CheckpointError(
+                f"{path} holds a {checkpoint.get('model_spec')} network but this run builds "
+                f"{self.model_spec}"
+            )
+        self.generator.load_state_dict(checkpoint["model"])
+        if self.discriminator is not None:
+            if trainer.get("discriminator") is None:
+                raise CheckpointError(f"{path} is a supervised run; it cannot resume as s4GAN")
+            self.discriminator.load_state_dict(trainer["discriminator"])
+        self.optimizer_g.load_state_dict(trainer["optimizer_g"])
+        self.scheduler_g.load_state_dict(trainer["scheduler_g"])
+        if self.optimizer_d is not None and self.scheduler_d is not None:
+            self.optimizer_d.load_state_dict(trainer["optimizer_d"])
+            self.scheduler_d.load_state_dict(trainer["scheduler_d"])
+        for name, data_stream in self.streams.items():
+            data_stream.load_state_dict(trainer["streams"][name])
+        states = trainer.get("rng") or []
+        if len(states) == self.context.world_size:
+            restore_rng_state(states[self.context.rank])
+        else:  # another number of processes: fresh, still seeded, dropout streams
+            torch.manual_seed(derive_seed(self.config.seed, "train", self.context.rank, "resumed"))
+        self.step = int(checkpoint["step"])
+        best = trainer.get("best_miou")
+        self.best_miou = float(best) if best is not None else -math.inf
+        self.best_step = trainer.get("best_step")
+        self.last_val = checkpoint.get("metrics")
+        self.elapsed = float(trainer.get("elapsed", 0.0))
+        self._clock_start = time.perf_counter()
+
+    # ------------------------------------------------------------------ the loop
+    def describe(self) -> str:
+        """One paragraph on what is about to run (for the log)."""
+        config = self.config
+        data = (
+            f"{len(self.split.labelled)} labelled / {len(self.split.unlabelled)} unlabelled "
+            f"training images (labelled set: {self.split.source})"
+        )
+        precision = "bf16 autocast" if self.amp else "fp32"
+        layout = "channels_last" if self.channels_last else "contiguous"
+        processes = f", {self.context.world_size} processes" if self.context.enabled else ""
+        return (
+            f"{config.method}: {data}\n"
+            f"{config.arch} {config.backbone} (pretrained: {config.pretrained}, BatchNorm "
+            f"{'frozen' if self.bn_frozen else 'trained'}), {self.num_classes} classes; "
+            f"{config.iterations} iterations of batch {config.batch_size} at "
+            f"{config.crop_size}px (micro-batch {self.micro_batch} x {config.grad_accum} "
+            f"accumulation{processes}); device {self.device}, {precision}, {layout}"
+        )
+
+    def fit(self) -> dict[str, Any]:
+        """Train until ``iterations`` (or ``stop_after`` / a stop signal), validating and saving.
+
+        Returns:
+            ``{"step", "finished", "stopped_by_signal", "best_miou", "best_step", "last_val"}``.
+
+        Raises:
+            TrainingDivergedError: On a non-finite loss (``latest.pt`` keeps the last good state).
+        """
+        config = self.config
+        if self.context.is_main:
+            self.log = MetricsLog(self.run_dir, config.tensorboard)
+            truncate_records(self.run_dir / METRICS_FILE, self.step)
+        end = config.iterations
+        if config.stop_after is not None:
+            end = min(end, self.step + config.stop_after)
+        bar = progress(
+            total=config.iterations,
+            initial=self.step,
+            desc=config.method,
+            unit="it",
+            disable=None if self.show_progress else True,
+        )
+        stopped_by_signal = False
+        saved = True
+        self._clock_start = time.perf_counter()
+        try:
+            with StopRequests() as stop:
+                while self.step < end and not stopped_by_signal:
+                    record, stopped_by_signal = self.train_iteration(stop.requested)
+                    if self.log is not None:
+                        self.log.write(record)
+                    bar.set_postfix(_postfix(record), refresh=False)
+                    bar.update(1)
+                    saved = self._after_step()
+                if not saved:
+                    self.save_latest()  # a stop signal or --stop-after: a resumable pause
+        finally:
+            bar.close()
+            if self.log is not None:
+                self.log.close()
+            for data_stream in self.streams.values():
+                data_stream.close()
+        return {
+            "step": self.step,
+            "finished": self.step >= config.iterations,
+            "stopped_by_signal": stopped_by_signal,
+            "best_miou": self.best_miou if math.isfinite(self.best_miou) else None,
+            "best_step": self.best_step,
+            "last_val": self.last_val,
+        }
+
+    def _after_step(self) -> bool:
+        """Validate and write checkpoints when due; returns whether latest.pt was written."""
+        config = self.config
+        final = self.step >= config.iterations
+        validate_now = self.val_set is not None and (
+            final or (config.val_every > 0 and self.step % config.val_every == 0)
+        )
+        if validate_now:
+            metrics = self.run_validation()
+            if self.log is not None:
+                self.log.write(
+                    {
+                        "kind": "val",
+                        "step": self.step,
+                        "miou": metrics["miou"],
+                        "pixel_accuracy": metrics["pixel_accuracy"],
+                        "mean_class_accuracy": metrics["mean_class_accuracy"],
+                        "fwiou": metrics["fwiou"],
+                        "per_class_iou": metrics["per_class_iou"],
+                        "class_names": metrics["class_names"],
+                        "time": round(self._elapsed(), 3),
+                    }
+                )
+            miou = metrics["miou"]
+            if math.isfinite(miou) and miou > self.best_miou:
+                self.best_miou = miou
+                self.best_step = self.step
+                self.save_best()
+            if self.context.is_main:
+                logger.info(
+                    "step %d: validation mIoU %.4f (best %.4f at step %s)",
+                    self.step,
+                    miou,
+                    self.best_miou,
+                    self.best_step,
+                )
+        if (
+            final
+            or validate_now
+            or (config.checkpoint_every > 0 and self.step % config.checkpoint_every == 0)
+        ):
+            self.save_latest()
+            return True
+        return False
+
+
+def _postfix(record: dict[str, Any]) -> dict[str, str]:
+    """Short progress-bar fields: losses and D's accept rate."""
+    short = {"loss_ce": "ce", "loss_fm": "fm", "loss_st": "st", "loss_d": "d"}
+    fields = {label: f"{record[key]:.3f}" for key, label in short.items() if key in record}
+    if "accept_rate" in record:
+        fields["acc"] = f"{record['accept_rate']:.2f}"
+    return fields
+
+
+__all__ = [
+    "BEST",
+    "LATEST",
+    "STAT_KEYS",
+    "Trainer",
+    "batchnorm_frozen",
+    "build_generator",
+]
