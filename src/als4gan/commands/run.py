@@ -1,16 +1,71 @@
-"""``als4gan run``: see HELP."""
+"""``als4gan run``: a whole experiment grid from one YAML config."""
 
 from __future__ import annotations
 
 import argparse
 
 HELP = "run a whole experiment grid from one YAML config (select, train, evaluate, report)"
+DESCRIPTION = """\
+Run prepare (when needed) -> select -> train -> evaluate -> report for a grid of
+strategies x labelled ratios x seeds x methods, each cell in its own run folder.
+Cells already finished are skipped and an interrupted one resumes, so the same command
+can simply be run again after a crash. Ends with a results table (Markdown and CSV: mean
+and standard deviation of test mIoU per cell, relative gain of each strategy over random
+at the same ratio and method) and a comparison report (HTML).
+
+Config (YAML):
+  name: deepglobe_mini
+  out: runs/deepglobe_mini           # relative to the config file
+  dataset:
+    name: deepglobe
+    root: data/deepglobe_512         # prepared root
+    prepare: {kind: deepglobe, src: ../shared/data/deepglobe_512, tile_size: 0}
+  grid: {strategies: [random, entropy], ratios: [0.05], seeds: [0, 1, 2],
+         methods: [s4gan, supervised]}
+  select: {model: resnet18, epochs: 5}          # any 'als4gan select' option
+  train: {backbone: resnet18, iterations: 400}  # any 'als4gan train' option
+  evaluate: {split: test}                       # any 'als4gan evaluate' option
+
+Shipped configs: configs/paper/ucm.yaml, configs/paper/deepglobe.yaml (GPU, full data),
+configs/deepglobe_mini.yaml (CPU-sized).
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    """Options of ``run``."""
+    parser.add_argument("config", help="experiment YAML file")
+    parser.add_argument("--out", help="output folder (overrides the config's 'out')")
+    parser.add_argument(
+        "--force", action="store_true", help="redo finished stages instead of skipping them"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the cells and stop without running anything"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    raise NotImplementedError("als4gan run is not implemented yet")
+    """Run the grid and print the results table."""
+    from pathlib import Path
+
+    from als4gan.experiment import ExperimentRunner, expand_grid, load_experiment
+
+    spec = load_experiment(args.config)
+    if args.out:
+        spec.out = str(Path(args.out).resolve())
+    cells = expand_grid(spec.grid)
+    if args.dry_run:
+        print(f"{spec.name}: {len(cells)} cells -> {spec.out_dir}")
+        for cell in cells:
+            print(f"  {cell.name}")
+        return 0
+
+    def announce(index: int, total: int, cell: object) -> None:
+        print(f"[{index + 1}/{total}] {getattr(cell, 'name', cell)}", flush=True)
+
+    outcome = ExperimentRunner(spec, force=args.force).run(announce)
+    print()
+    print(outcome["markdown"])
+    print(f"results: {outcome['results_md']} and {outcome['results_csv']}")
+    if outcome["report"] is not None:
+        print(f"report:  {outcome['report']}")
+    return 0
