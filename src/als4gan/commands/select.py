@@ -4,13 +4,68 @@ from __future__ import annotations
 
 import argparse
 
+from als4gan.active.config import SelectConfig
+from als4gan.commands.common import add_dataset_arguments
+from als4gan.config import add_config_arguments
+
 HELP = "choose which images to label under a budget (active learning)"
+DESCRIPTION = """\
+Choose which images of a split to label (SPEC stage 1). Budget B = ceil(R x N) (or --budget);
+an initial random set of n0 = max(1, floor(alpha x B)) images, then rounds of
+q = max(1, ceil(beta x n0)) images chosen by the strategy until exactly B are labelled.
+Each round the acquisition model (an image classifier, or a segmentation network) is refitted
+on the labelled images and scores the unlabelled pool. An interrupted selection resumes from
+its last finished round when run again with the same options.
+
+Writes RUN_DIR/selection/: labeled.txt, unlabeled.txt, selection.json, config.yaml,
+contact_sheet.png, labeled_names.npy (the reference code's list), timing.json.
+
+examples:
+  als4gan prepare synthetic --out data/synthetic
+  als4gan select --root data/synthetic --labeled-ratio 0.05 --strategy entropy \\
+      --model resnet18 --epochs 10 --image-size 128 --out runs/entropy5
+  als4gan select --root data/synthetic --budget 20 --strategy random --out runs/random20
+  als4gan select --root data/synthetic --labeled-ratio 0.1 --acquisition segmentation \\
+      --strategy hybrid --reduction class-balanced --epochs 5 --image-size 128 --out runs/seg
+"""
+
+#: Dataset flags whose defaults must not hide values from --config (see add_arguments).
+_DATASET_FLAGS = ("dataset", "root", "split", "classes_file", "bands")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    """Dataset flags, selection options (from :class:`SelectConfig`) and run-folder flags."""
+    add_dataset_arguments(parser)
+    # A flag's default must not override a --config file: only explicit flags count.
+    for action in parser._actions:
+        if action.dest in _DATASET_FLAGS:
+            action.default = argparse.SUPPRESS
+    add_config_arguments(parser, SelectConfig, title="selection")
+    group = parser.add_argument_group("run folder")
+    group.add_argument("--out", required=True, help="run folder; writes RUN_DIR/selection/")
+    group.add_argument("--config", default=None, help="YAML file of options (flags override it)")
+    group.add_argument(
+        "--force", action="store_true", help="redo a finished selection in --out (overwrites it)"
+    )
+    group.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue an interrupted selection in --out (default); --no-resume starts over",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    raise NotImplementedError("als4gan select is not implemented yet")
+    """Resolve the options, run the selection and print where it went."""
+    from als4gan.active.loop import run_selection
+    from als4gan.config import resolve_config
+
+    config = resolve_config(SelectConfig, args, args.config)
+    result = run_selection(config, args.out, force=args.force, resume=args.resume)
+    plan = result.plan
+    print(
+        f"selected {len(result.labelled)} of {plan.pool_size} images "
+        f"({plan.initial_size} random + {plan.num_rounds} round(s) of {config.strategy}) -> "
+        f"{result.folder}"
+    )
+    return 0

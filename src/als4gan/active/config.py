@@ -1,0 +1,130 @@
+"""Options of ``als4gan select`` (one dataclass: CLI flags, ``--config`` YAML, ``config.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from als4gan.config import option
+
+ACQUISITION_MODES: tuple[str, ...] = ("classifier", "segmentation")
+REFIT_MODES: tuple[str, ...] = ("full", "reinit", "incremental")
+MODEL_CHOICES: tuple[str, ...] = ("auto", "resnet18", "resnet34", "resnet50", "resnet101")
+#: ``--model auto``: the paper's ResNet-50 for the classifier, a small ResNet-18 for segmentation.
+DEFAULT_MODELS: dict[str, str] = {"classifier": "resnet50", "segmentation": "resnet18"}
+#: Options that may change between an interrupted selection and its resumption.
+RESUME_FREE_OPTIONS: frozenset[str] = frozenset({"num_workers", "sheet_max"})
+#: Labelled ratio used when neither --labeled-ratio nor --budget is given (the paper's 5%).
+DEFAULT_LABELED_RATIO = 0.05
+
+
+@dataclass
+class SelectConfig:
+    """Everything that decides a selection (written to ``selection/config.yaml``)."""
+
+    # dataset (flags come from commands.common.add_dataset_arguments)
+    dataset: str = option("synthetic", "dataset format", cli=False)
+    root: str | None = option(None, "dataset root folder", cli=False)
+    split: str = option("train", "split to select from", cli=False)
+    classes_file: str | None = option(None, "folder datasets: class table file", cli=False)
+    bands: list[int] | None = option(None, "folder datasets: 1-based bands", cli=False)
+
+    # budget (SPEC stage 1)
+    labeled_ratio: float | None = option(
+        None,
+        "share R of the pool to label: budget B = ceil(R x N); the paper uses 0.02, 0.05, "
+        f"0.125 (default {DEFAULT_LABELED_RATIO} when --budget is not given either)",
+        metavar="R",
+    )
+    budget: int | None = option(None, "number of images to label (instead of R)", metavar="N")
+    alpha: float = option(0.1, "initial random set: n0 = max(1, floor(alpha x B))")
+    beta: float = option(0.5, "query size per round: q = max(1, ceil(beta x n0))")
+    strategy: str = option(
+        "entropy",
+        "query strategy (higher score = labelled first)",
+        choices=(
+            "random",
+            "entropy",
+            "margin",
+            "least-confidence",
+            "bald",
+            "coreset",
+            "hybrid",
+        ),
+    )
+    seed: int = option(0, "seed of every random step (same seed -> same selection)")
+
+    # acquisition model
+    acquisition: str = option(
+        "classifier",
+        "acquisition model: image 'classifier' (paper) or pixel-wise 'segmentation' network",
+        choices=ACQUISITION_MODES,
+    )
+    model: str = option(
+        "auto",
+        "backbone: auto = resnet50 for the classifier (paper), resnet18 for segmentation",
+        choices=MODEL_CHOICES,
+    )
+    pretrained: str = option(
+        "none",
+        "backbone init: PATH to ImageNet weights, 'imagenet' (torch hub cache, never "
+        "downloaded) or 'none' (random); the paper used ImageNet weights",
+        metavar="PATH|imagenet|none",
+    )
+    epochs: int = option(50, "training epochs of the acquisition model per round (paper: 50)")
+    batch_size: int = option(4, "training batch size (paper: 4)")
+    image_size: int = option(320, "network input side in pixels (paper: 320)")
+    lr: float = option(1e-3, "SGD learning rate (paper: 1e-3)")
+    momentum: float = option(0.9, "SGD momentum (paper: 0.9)")
+    weight_decay: float = option(0.0, "SGD weight decay")
+    scale_range: list[float] = option(
+        [0.5, 1.5], "random scale range of training images (two numbers)", metavar="LOW HIGH"
+    )
+    mirror: bool = option(True, "random horizontal mirror of training images")
+    refit: str = option(
+        "incremental",
+        "per-round refit: full (reference: all labelled images, all epochs, weights carried "
+        "over), reinit (fresh weights each round), incremental (short fine-tune after round 1)",
+        choices=REFIT_MODES,
+    )
+    refit_epochs: int | None = option(
+        None, "incremental refit: epochs of each round after the first (default: epochs / 10)"
+    )
+    reduction: str = option(
+        "mean",
+        "per-image score from pixel scores: mean, or class-balanced (up-weights pixels "
+        "predicted as classes rare in the labelled set)",
+        choices=("mean", "class-balanced"),
+    )
+    class_balance_power: float = option(
+        0.5, "class-balanced weights: share ** -power (1 = inverse frequency)"
+    )
+    mc_samples: int = option(10, "bald: Monte-Carlo dropout passes")
+    mc_dropout: float = option(0.5, "bald: dropout probability (trained and sampled)")
+    hybrid_uncertainty: str = option(
+        "entropy",
+        "hybrid: uncertainty strategy choosing the candidates",
+        choices=("entropy", "margin", "least-confidence", "bald"),
+    )
+    hybrid_factor: float = option(
+        4.0, "hybrid: uncertain candidates kept per image to pick, narrowed by diversity"
+    )
+    output_stride: int = option(16, "segmentation mode: DeepLab output stride", choices=(8, 16))
+
+    # runtime
+    score_batch_size: int = option(32, "images per batch when scoring the pool")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    amp: str = option(
+        "auto",
+        "bf16 autocast: auto = only where it is fast (not on CPUs without AVX512-BF16/AMX)",
+        choices=("auto", "bf16", "off"),
+    )
+    channels_last: str = option(
+        "auto", "channels_last memory format for convolutions", choices=("auto", "on", "off")
+    )
+    num_workers: int | None = option(None, "DataLoader workers (default: CPUs - 1, at most 8)")
+    eval_pool: bool = option(
+        False,
+        "classifier mode: also measure the model's accuracy on the unlabelled pool each round "
+        "(reads every pool mask; for experiments)",
+    )
+    sheet_max: int = option(120, "most images shown on the contact sheet")

@@ -1,0 +1,515 @@
+"""The selection loop: initial random set, then rounds of refit -> score the pool -> label the top.
+
+Everything a later stage or a user needs is written to ``RUN_DIR/selection/``:
+
+* ``labeled.txt`` / ``unlabeled.txt``: ids, one per line (labelled in selection order: the
+  initial set, then each round's picks by rank; unlabelled in pool order);
+* ``selection.json``: budget arithmetic, config, and per round the ids chosen, their scores,
+  strategy, seed, model and class histogram (deterministic: no wall times in it);
+* ``config.yaml``: the resolved options (usable with ``--config``);
+* ``contact_sheet.png``: the chosen images beside their colourised masks;
+* ``labeled_names.npy``: the reference code's list of names (numpy unicode array);
+* ``state.json`` (+ ``acquisition_round<r>.pt`` while running): resume state, saved
+  atomically after every round; ``timing.json``: wall times.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from als4gan.active.acquisition import ACQUISITION_MODELS, AcquisitionModel
+from als4gan.active.budget import BudgetPlan, plan_budget
+from als4gan.active.config import DEFAULT_LABELED_RATIO, RESUME_FREE_OPTIONS, SelectConfig
+from als4gan.active.pool import STATE_FILE, PoolState
+from als4gan.active.sheet import add_histograms, class_histogram, write_contact_sheet
+from als4gan.active.strategies import (
+    PoolScores,
+    QueryStrategy,
+    build_strategy,
+    class_balance_weights,
+)
+from als4gan.config import config_to_dict
+from als4gan.data import build_dataset
+from als4gan.data.base import SegmentationDataset
+from als4gan.errors import ConfigError, DataError
+from als4gan.io import RunDir, atomic_write_bytes, write_ids, write_json, write_yaml
+from als4gan.runtime import (
+    default_num_workers,
+    derive_seed,
+    resolve_amp,
+    resolve_device,
+    use_channels_last,
+)
+
+log = logging.getLogger(__name__)
+
+STAGE = "select"
+SELECTION_DIR = "selection"
+LABELED_FILE = "labeled.txt"
+UNLABELED_FILE = "unlabeled.txt"
+SELECTION_FILE = "selection.json"
+CONFIG_FILE = "config.yaml"
+SHEET_FILE = "contact_sheet.png"
+NAMES_FILE = "labeled_names.npy"
+TIMING_FILE = "timing.json"
+MODEL_STATE = "acquisition_round{round}.pt"
+
+AcquisitionFactory = Callable[..., AcquisitionModel]
+
+
+@dataclass
+class SelectionResult:
+    """What :func:`run_selection` produced.
+
+    Attributes:
+        folder: ``RUN_DIR/selection``.
+        labelled: Labelled ids in selection order (exactly the budget).
+        unlabelled: The rest of the pool, in pool order.
+        plan: The budget arithmetic.
+        resumed_from: Rounds found finished on start (0 = fresh start).
+        timing: Wall times (seconds): total, and per round train / score.
+    """
+
+    folder: Path
+    labelled: list[str]
+    unlabelled: list[str]
+    plan: BudgetPlan
+    resumed_from: int
+    timing: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_select_config(config: SelectConfig) -> SelectConfig:
+    """Check option values and fill the labelled-ratio default.
+
+    Raises:
+        ConfigError: On an invalid value (the message names the flag).
+    """
+    if not config.root:
+        raise ConfigError(
+            "--root is required: the dataset folder written by 'als4gan prepare' "
+            "(e.g. 'als4gan prepare synthetic --out data/synthetic', then --root data/synthetic)"
+        )
+    if config.labeled_ratio is not None and config.budget is not None:
+        raise ConfigError(
+            "give either --labeled-ratio or --budget, not both "
+            f"(got --labeled-ratio {config.labeled_ratio} and --budget {config.budget})"
+        )
+    if config.labeled_ratio is None and config.budget is None:
+        config.labeled_ratio = DEFAULT_LABELED_RATIO
+    checks: list[tuple[bool, str]] = [
+        (config.epochs >= 1, f"--epochs must be >= 1, got {config.epochs}"),
+        (config.batch_size >= 1, f"--batch-size must be >= 1, got {config.batch_size}"),
+        (config.image_size >= 32, f"--image-size must be >= 32 pixels, got {config.image_size}"),
+        (config.lr > 0, f"--lr must be > 0, got {config.lr}"),
+        (config.momentum >= 0, f"--momentum must be >= 0, got {config.momentum}"),
+        (config.weight_decay >= 0, f"--weight-decay must be >= 0, got {config.weight_decay}"),
+        (
+            len(config.scale_range) == 2 and 0 < config.scale_range[0] <= config.scale_range[1],
+            f"--scale-range takes two numbers 0 < LOW <= HIGH, got {config.scale_range}",
+        ),
+        (
+            config.refit_epochs is None or config.refit_epochs >= 1,
+            f"--refit-epochs must be >= 1, got {config.refit_epochs}",
+        ),
+        (config.mc_samples >= 2, f"--mc-samples must be >= 2, got {config.mc_samples}"),
+        (
+            0 < config.mc_dropout < 1,
+            f"--mc-dropout must lie in (0, 1), got {config.mc_dropout}",
+        ),
+        (config.hybrid_factor >= 1, f"--hybrid-factor must be >= 1, got {config.hybrid_factor}"),
+        (
+            config.class_balance_power >= 0,
+            f"--class-balance-power must be >= 0, got {config.class_balance_power}",
+        ),
+        (
+            config.score_batch_size >= 1,
+            f"--score-batch-size must be >= 1, got {config.score_batch_size}",
+        ),
+        (
+            config.num_workers is None or config.num_workers >= 0,
+            f"--num-workers must be >= 0, got {config.num_workers}",
+        ),
+        (config.sheet_max >= 0, f"--sheet-max must be >= 0, got {config.sheet_max}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    return config
+
+
+def refit_epochs(config: SelectConfig, round_index: int) -> int:
+    """Epochs of the acquisition model's training in query round ``round_index`` (1-based)."""
+    if config.refit != "incremental" or round_index == 1:
+        return config.epochs
+    if config.refit_epochs is not None:
+        return config.refit_epochs
+    return max(1, -(-config.epochs // 10))
+
+
+def _dataset_options(config: SelectConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if config.classes_file:
+        options["classes_file"] = config.classes_file
+    if config.bands:
+        options["bands"] = list(config.bands)
+    return options
+
+
+def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    keys = sorted((set(saved) | set(current)) - RESUME_FREE_OPTIONS)
+    return [
+        f"{key}: {saved.get(key)!r} -> {current.get(key)!r}"
+        for key in keys
+        if saved.get(key) != current.get(key)
+    ]
+
+
+def _clear_state(folder: Path) -> None:
+    for file in [folder / STATE_FILE, *folder.glob("acquisition_round*.pt")]:
+        file.unlink(missing_ok=True)
+
+
+def _save_npy(path: Path, names: list[str]) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(names, dtype=np.str_), allow_pickle=False)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _update_class_weights(
+    strategy: QueryStrategy,
+    config: SelectConfig,
+    dataset: SegmentationDataset,
+    histogram: dict[str, Any],
+) -> list[float] | None:
+    """Set class-balanced weights from the labelled set's class counts (pixels or labels)."""
+    if config.reduction != "class-balanced":
+        return None
+    segmentation = config.acquisition == "segmentation"
+    counts = histogram.get("pixels" if segmentation else "labels")
+    if counts is None:
+        log.warning("class-balanced reduction: class counts unknown, using uniform weights")
+        values = np.ones(dataset.num_classes if segmentation else len(dataset.label_names))
+    else:
+        values = np.asarray(list(counts.values()), dtype=np.float64)
+    weights = class_balance_weights(values, power=config.class_balance_power)
+    strategy.set_class_weights(weights)
+    return [float(w) for w in weights]
+
+
+def run_selection(
+    config: SelectConfig,
+    out: str | Path,
+    *,
+    force: bool = False,
+    resume: bool = True,
+    dataset: SegmentationDataset | None = None,
+    acquisition_factory: AcquisitionFactory | None = None,
+) -> SelectionResult:
+    """Choose the images to label under a budget and write ``out/selection/``.
+
+    Args:
+        config: Options (checked and completed by :func:`resolve_select_config`).
+        out: Run folder.
+        force: Redo a finished selection in ``out``.
+        resume: Continue an interrupted selection in ``out`` (else start over).
+        dataset: The pool's dataset (default: built from ``config``).
+        acquisition_factory: Builds the acquisition model (default: by ``config.acquisition``);
+            used by benchmarks to emulate the reference implementation.
+
+    Returns:
+        The selection.
+
+    Raises:
+        RunExistsError: If ``out`` holds a finished selection and ``force`` is false.
+        BudgetError, ConfigError: On an impossible budget or invalid options.
+    """
+    started = time.perf_counter()
+    config = resolve_select_config(config)
+    run_dir = RunDir(out)
+    run_dir.check_can_start(STAGE, force)
+    if dataset is None:
+        assert config.root is not None
+        dataset = build_dataset(
+            config.dataset, config.root, config.split, **_dataset_options(config)
+        )
+    pool = PoolState(dataset.ids)
+    plan = plan_budget(
+        len(pool.pool_ids),
+        labeled_ratio=config.labeled_ratio if config.budget is None else None,
+        budget=config.budget,
+        alpha=config.alpha,
+        beta=config.beta,
+    )
+    strategy = build_strategy(
+        config.strategy,
+        reduction=config.reduction,
+        uncertainty=config.hybrid_uncertainty,
+        factor=config.hybrid_factor,
+    )
+    folder = run_dir / SELECTION_DIR
+    config_dict = config_to_dict(config)
+    saved = PoolState.read(folder)
+    resumed_from = 0
+    timing_rounds: list[dict[str, Any]] = []
+    if saved is not None and (force or not resume or run_dir.is_done(STAGE)):
+        _clear_state(folder)
+    elif saved is not None:
+        differences = _config_differences(saved.get("config", {}), config_dict)
+        if differences:
+            raise ConfigError(
+                f"{folder} holds an interrupted selection made with other options "
+                f"({'; '.join(differences)}). Re-run with the same options to resume it, or "
+                "pass --no-resume to start over."
+            )
+        pool.load_state_dict(saved)
+        resumed_from = pool.completed_rounds
+        timing_rounds = list(saved.get("timing", []))
+        log.info("resuming the selection in %s after round %d", folder, resumed_from - 1)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_yaml(folder / CONFIG_FILE, config_dict)
+    run_dir.mark_running(STAGE, strategy=config.strategy, budget=plan.budget)
+    log.info("%s: pool of %d images; %s", config.strategy, plan.pool_size, plan.describe())
+
+    device = resolve_device(config.device)
+    amp = resolve_amp(config.amp, device)
+    channels_last = use_channels_last(config.channels_last, device)
+    num_workers = config.num_workers if config.num_workers is not None else default_num_workers()
+    model: AcquisitionModel | None = None
+    if strategy.needs_model and plan.num_rounds > 0:
+        factory = acquisition_factory or ACQUISITION_MODELS[config.acquisition]
+        model = factory(
+            dataset=dataset,
+            config=config,
+            device=device,
+            amp=amp,
+            channels_last=channels_last,
+            num_workers=num_workers,
+            strategy=strategy,
+        )
+
+    def save_state(model_round: int | None) -> None:
+        pool.save(
+            folder,
+            config=config_dict,
+            plan=plan.to_dict(),
+            model_round=model_round,
+            timing=timing_rounds,
+        )
+
+    labelled_histogram: dict[str, Any] | None = None
+    for finished in pool.rounds:
+        histogram = finished["histogram"]
+        labelled_histogram = (
+            histogram
+            if labelled_histogram is None
+            else add_histograms(labelled_histogram, histogram)
+        )
+
+    # Round 0: the initial random set (SPEC stage 1; kept in the final selection, defect 1).
+    if pool.completed_rounds == 0:
+        initial_seed = derive_seed(config.seed, "initial")
+        order = np.random.default_rng(initial_seed).permutation(plan.pool_size)
+        initial_ids = [pool.pool_ids[int(i)] for i in order[: plan.initial_size]]
+        histogram = class_histogram(dataset, initial_ids)
+        pool.add_round(
+            initial_ids,
+            {
+                "kind": "initial",
+                "strategy": "random",
+                "seed": initial_seed,
+                "model": None,
+                "scores": None,
+                "histogram": histogram,
+            },
+        )
+        labelled_histogram = histogram
+        timing_rounds.append({"round": 0, "train": 0.0, "score": 0.0})
+        save_state(None)
+        log.info("round 0: %d images drawn at random", len(initial_ids))
+
+    for round_index in range(pool.completed_rounds, plan.num_rounds + 1):
+        size = plan.round_sizes[round_index - 1]
+        unlabelled = pool.unlabelled()
+        record: dict[str, Any] = {
+            "kind": "query",
+            "strategy": strategy.name,
+            "seed": derive_seed(config.seed, "query", round_index),
+            "model": model.describe() if model is not None else None,
+        }
+        train_seconds = score_seconds = 0.0
+        pool_scores = PoolScores(size=len(unlabelled))
+        if model is not None:
+            assert labelled_histogram is not None
+            weights = _update_class_weights(strategy, config, dataset, labelled_histogram)
+            if weights is not None:
+                record["class_weights"] = weights
+            if config.refit == "reinit" or round_index == 1:
+                model.reset()
+            elif model.network is None:
+                model_file = folder / MODEL_STATE.format(round=round_index - 1)
+                if not model_file.is_file():
+                    raise DataError(
+                        f"{model_file} is missing, so the interrupted selection in {folder} "
+                        "cannot resume; pass --no-resume to start over"
+                    )
+                model.load_state_dict(torch.load(model_file, map_location="cpu", weights_only=True))
+            model.check_trainable(pool.labelled)
+            train = model.fit(pool.labelled, round_index, refit_epochs(config, round_index))
+            train_seconds = float(train.pop("seconds"))
+            record["train"] = train
+            outputs = model.score_pool(
+                unlabelled,
+                round_index,
+                with_scores=strategy.needs_scores,
+                with_embeddings=strategy.needs_embeddings,
+                with_labels=config.eval_pool and config.acquisition == "classifier",
+            )
+            score_seconds = outputs.seconds
+            pool_scores.scores = outputs.scores
+            pool_scores.embeddings = outputs.embeddings
+            if outputs.accuracy is not None:
+                record["pool_accuracy"] = outputs.accuracy
+            if strategy.needs_embeddings:
+                labelled_outputs = model.score_pool(
+                    pool.labelled,
+                    round_index,
+                    with_scores=False,
+                    with_embeddings=True,
+                    desc="embed labelled",
+                )
+                pool_scores.labelled_embeddings = labelled_outputs.embeddings
+                score_seconds += labelled_outputs.seconds
+        selection = strategy.select(pool_scores, size, seed=int(record["seed"]))
+        chosen = [unlabelled[int(i)] for i in selection.indices]
+        if len(chosen) != size:
+            raise RuntimeError(f"strategy '{strategy.name}' chose {len(chosen)} of {size} images")
+        record["scores"] = [float(s) for s in selection.scores]
+        record["histogram"] = class_histogram(dataset, chosen)
+        assert labelled_histogram is not None
+        labelled_histogram = add_histograms(labelled_histogram, record["histogram"])
+        pool.add_round(chosen, record)
+        timing_rounds.append({"round": round_index, "train": train_seconds, "score": score_seconds})
+        carried = model is not None and config.refit != "reinit"
+        if carried:
+            assert model is not None
+            buffer = io.BytesIO()
+            torch.save(model.state_dict(), buffer)
+            atomic_write_bytes(folder / MODEL_STATE.format(round=round_index), buffer.getvalue())
+        save_state(round_index if carried else None)
+        (folder / MODEL_STATE.format(round=round_index - 1)).unlink(missing_ok=True)
+        log.info(
+            "round %d/%d: %d images chosen (%d/%d labelled; fit %.1fs, score %.1fs)",
+            round_index,
+            plan.num_rounds,
+            len(chosen),
+            len(pool.labelled),
+            plan.budget,
+            train_seconds,
+            score_seconds,
+        )
+
+    return _finish(
+        run_dir, folder, dataset, config, config_dict, plan, pool, strategy, model,
+        labelled_histogram, timing_rounds, resumed_from, started,
+    )  # fmt: skip
+
+
+def _finish(
+    run_dir: RunDir,
+    folder: Path,
+    dataset: SegmentationDataset,
+    config: SelectConfig,
+    config_dict: dict[str, Any],
+    plan: BudgetPlan,
+    pool: PoolState,
+    strategy: QueryStrategy,
+    model: AcquisitionModel | None,
+    labelled_histogram: dict[str, Any] | None,
+    timing_rounds: list[dict[str, Any]],
+    resumed_from: int,
+    started: float,
+) -> SelectionResult:
+    """Check the invariants and write the selection files."""
+    labelled = list(pool.labelled)
+    unlabelled = pool.unlabelled()
+    if len(labelled) != plan.budget or len(set(labelled)) != len(labelled):
+        raise RuntimeError(
+            f"selection invariant broken: {len(labelled)} labelled ids "
+            f"({len(set(labelled))} distinct) for a budget of {plan.budget}"
+        )
+    if len(labelled) + len(unlabelled) != plan.pool_size:
+        raise RuntimeError("selection invariant broken: labelled + unlabelled != pool")
+    write_ids(folder / LABELED_FILE, labelled)
+    write_ids(folder / UNLABELED_FILE, unlabelled)
+    _save_npy(folder / NAMES_FILE, labelled)
+    rounds_of = [record["round"] for record in pool.rounds for _ in record["ids"]]
+    write_contact_sheet(
+        folder / SHEET_FILE,
+        dataset,
+        labelled,
+        rounds_of,
+        title=(
+            f"{dataset.name} {config.split}: {config.strategy} selection of {plan.budget} of "
+            f"{plan.pool_size} images (seed {config.seed}; r0 = initial random set)"
+        ),
+        max_images=config.sheet_max,
+    )
+    write_json(
+        folder / SELECTION_FILE,
+        {
+            "format": "als4gan-selection",
+            "version": 1,
+            "dataset": dataset.describe(),
+            "strategy": strategy.name,
+            "seed": config.seed,
+            "acquisition": model.describe() if model is not None else None,
+            "budget": {**plan.to_dict(), "formula": plan.describe()},
+            "config": config_dict,
+            "labelled": {"count": len(labelled), "histogram": labelled_histogram},
+            "rounds": pool.rounds,
+            "files": {
+                "labeled": LABELED_FILE,
+                "unlabeled": UNLABELED_FILE,
+                "names_npy": NAMES_FILE,
+                "contact_sheet": SHEET_FILE,
+            },
+        },
+    )
+    total = time.perf_counter() - started
+    timing = {
+        "total_seconds_this_invocation": total,
+        "resumed_from_round": resumed_from - 1 if resumed_from else None,
+        "train_seconds": sum(r["train"] for r in timing_rounds),
+        "score_seconds": sum(r["score"] for r in timing_rounds),
+        "rounds": timing_rounds,
+    }
+    write_json(folder / TIMING_FILE, timing)
+    pool.save(
+        folder, config=config_dict, plan=plan.to_dict(), model_round=None, timing=timing_rounds
+    )
+    for file in folder.glob("acquisition_round*.pt"):
+        file.unlink()
+    run_dir.mark_done(STAGE, labelled=len(labelled), strategy=strategy.name, folder=str(folder))
+    log.info(
+        "selection written to %s (%d labelled, %d unlabelled)",
+        folder,
+        len(labelled),
+        len(unlabelled),
+    )
+    return SelectionResult(
+        folder=folder,
+        labelled=labelled,
+        unlabelled=unlabelled,
+        plan=plan,
+        resumed_from=resumed_from,
+        timing=timing,
+    )
