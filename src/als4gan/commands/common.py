@@ -48,7 +48,13 @@ def add_dataset_arguments(
 
 
 def dataset_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Dataset-specific keyword options from parsed args (only those that were set)."""
+    """Dataset-specific keyword options from parsed args (only those that were set).
+
+    ``--classes-file`` and ``--bands`` become ``classes_file`` / ``bands`` of the ``folder``
+    dataset; :func:`als4gan.data.build_dataset` rejects them, with a clear message, for
+    datasets that take no such option. A folder prepared with ``als4gan prepare folder``
+    records both, so later stages need neither.
+    """
     options: dict[str, Any] = {}
     if getattr(args, "classes_file", None):
         options["classes_file"] = args.classes_file

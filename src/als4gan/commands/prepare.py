@@ -10,12 +10,38 @@ Prepare a dataset folder that every later stage reads with --dataset NAME --root
 
   als4gan prepare synthetic --out data/synthetic --num-images 600 --image-size 128 --seed 0
       Generate the built-in default dataset (no download): images/, masks/, splits/.
+  als4gan prepare deepglobe --src DeepGlobe/train --out data/deepglobe
+      Split DeepGlobe Land Cover at image level, then cut 612 px tiles (4x4 per image).
+  als4gan prepare deepglobe --src deepglobe_512 --out data/dg512 --tile-size 0
+      Split without tiling (images already small).
+  als4gan prepare ucm --src UCMerced --out data/ucm
+      Scene-stratified split of UC Merced + DLRSD (lists only; images stay in --src).
+  als4gan prepare folder --src my_data --out data/mine --classes-file classes.yaml
+      Split any images/ + masks/ folder (lists only; images stay in --src).
+
+Every variant writes OUT/splits/{train,val,test}.txt and OUT/dataset.json. Re-running with the
+same options does nothing; other options need --force. See docs/data.md.
 """
+
+
+def _add_split_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.15, help=f"share of {what} for validation (0.15)"
+    )
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.15, help=f"share of {what} for test (0.15)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split (0)")
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite OUT prepared with other options"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Sub-commands: one per dataset."""
     sub = parser.add_subparsers(dest="prepare_dataset", metavar="<dataset>", required=True)
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+
     synthetic = sub.add_parser(
         "synthetic",
         help="generate the built-in default dataset",
@@ -32,23 +58,182 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--test-fraction", type=float, default=0.15, help="share of scenes for test (0.15)"
     )
 
+    deepglobe = sub.add_parser(
+        "deepglobe",
+        help="split and tile DeepGlobe Land Cover",
+        formatter_class=formatter,
+        description=(
+            "Split DeepGlobe Land Cover at image level (seeded), then cut every image into "
+            "tiles. Writes OUT/images/<tile>_sat.png (lossless), OUT/masks/<tile>_mask.png "
+            "(palette PNG: class index 0-5, 255 = ignore), OUT/splits/*.txt (tile ids), "
+            "OUT/image_labels.json and OUT/dataset.json. Masks are decoded per SPEC "
+            "(threshold 128; unknown and unmatched colours -> ignore) and resized only with "
+            "nearest neighbour."
+        ),
+    )
+    deepglobe.add_argument(
+        "--src", required=True, help="DeepGlobe folder (<id>_sat.jpg + <id>_mask.png, any layout)"
+    )
+    deepglobe.add_argument("--out", required=True, help="output folder")
+    deepglobe.add_argument(
+        "--tile-size", type=int, default=612, help="tile side in pixels; 0 = no tiling"
+    )
+    deepglobe.add_argument(
+        "--remainder",
+        choices=("overlap", "pad", "drop"),
+        default="overlap",
+        help="sides not a multiple of the tile size: shift the last tile back (overlap), "
+        "pad it with ignore (pad), or drop the strip (drop)",
+    )
+    deepglobe.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="resize whole images by this factor before tiling (e.g. 0.5)",
+    )
+    deepglobe.add_argument(
+        "--workers", type=int, default=0, help="parallel processes (0 = one per CPU)"
+    )
+    _add_split_options(deepglobe, "source images")
+
+    ucm = sub.add_parser(
+        "ucm",
+        help="scene-stratified split of UC Merced + DLRSD",
+        formatter_class=formatter,
+        description=(
+            "Write a split of UC Merced images with DLRSD labels, stratified by scene class. "
+            "Only OUT/splits/*.txt and OUT/dataset.json (recording --src) are written; the "
+            "images stay where they are. --out may equal --src."
+        ),
+    )
+    ucm.add_argument("--src", required=True, help="folder with Images/ and DLRSD labels")
+    ucm.add_argument("--out", required=True, help="output folder (may equal --src)")
+    _add_split_options(ucm, "images")
+
+    folder = sub.add_parser(
+        "folder",
+        help="split any images/ + masks/ folder described by a classes file",
+        formatter_class=formatter,
+        description=(
+            "Write a split of a folder with images/ and masks/ (same file stems). Only "
+            "OUT/splits/*.txt, OUT/classes.yaml and OUT/dataset.json (recording --src, --bands "
+            "and --image-max) are written; images stay where they are. --out may equal --src."
+        ),
+    )
+    folder.add_argument("--src", required=True, help="folder with images/ and masks/")
+    folder.add_argument("--out", required=True, help="output folder (may equal --src)")
+    folder.add_argument(
+        "--classes-file",
+        default=None,
+        help="YAML/JSON class table (default: SRC/classes.yaml); see docs/data.md",
+    )
+    folder.add_argument(
+        "--bands",
+        type=int,
+        nargs="+",
+        default=None,
+        help="1-based image bands to read from GeoTIFFs (default: first three)",
+    )
+    folder.add_argument(
+        "--image-max",
+        type=float,
+        default=None,
+        help="pixel value that maps to 1.0 (default: 255 for 8-bit, 65535 for 16-bit images)",
+    )
+    folder.add_argument(
+        "--stratify",
+        action="store_true",
+        help="keep each dominant class's share in every split (reads every mask)",
+    )
+    _add_split_options(folder, "images")
+
+
+def _run_synthetic(args: argparse.Namespace) -> int:
+    from als4gan.data.synthetic import SyntheticConfig, write_synthetic
+
+    config = SyntheticConfig(
+        num_images=args.num_images,
+        image_size=args.image_size,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+    )
+    meta = write_synthetic(args.out, config)
+    print(
+        f"wrote {meta['num_images']} synthetic scenes of {meta['image_size']}px to {args.out} "
+        "(splits: train, val, test)"
+    )
+    return 0
+
+
+def _run_deepglobe(args: argparse.Namespace) -> int:
+    from als4gan.data.deepglobe import DeepGlobePrepareConfig, prepare_deepglobe
+
+    config = DeepGlobePrepareConfig(
+        tile_size=args.tile_size,
+        remainder=args.remainder,
+        scale=args.scale,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+    )
+    meta = prepare_deepglobe(args.src, args.out, config, force=args.force, workers=args.workers)
+    tiles = "tiles" if config.tile_size else "images (no tiling)"
+    print(
+        f"wrote {meta['num_tiles']} DeepGlobe {tiles} from {meta['num_source_images']} source "
+        f"images to {args.out} ({meta['summary']}); use --dataset deepglobe --root {args.out}"
+    )
+    return 0
+
+
+def _run_ucm(args: argparse.Namespace) -> int:
+    from als4gan.data.ucm import prepare_ucm
+
+    meta = prepare_ucm(
+        args.src,
+        args.out,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        force=args.force,
+    )
+    print(
+        f"wrote a scene-stratified split of {meta['num_images']} UC Merced images to "
+        f"{args.out}/splits ({meta['summary']}); use --dataset ucm --root {args.out}"
+    )
+    return 0
+
+
+def _run_folder(args: argparse.Namespace) -> int:
+    from als4gan.data.folder import prepare_folder
+
+    meta = prepare_folder(
+        args.src,
+        args.out,
+        classes_file=args.classes_file,
+        bands=args.bands,
+        image_max=args.image_max,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        stratify=args.stratify,
+        force=args.force,
+    )
+    print(
+        f"wrote a split of {meta['num_images']} images ({meta['in_channels']} band(s)) to "
+        f"{args.out}/splits ({meta['summary']}); use --dataset folder --root {args.out}"
+    )
+    return 0
+
+
+_RUNNERS = {
+    "synthetic": _run_synthetic,
+    "deepglobe": _run_deepglobe,
+    "ucm": _run_ucm,
+    "folder": _run_folder,
+}
+
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the dataset's preparation."""
-    if args.prepare_dataset == "synthetic":
-        from als4gan.data.synthetic import SyntheticConfig, write_synthetic
-
-        config = SyntheticConfig(
-            num_images=args.num_images,
-            image_size=args.image_size,
-            seed=args.seed,
-            val_fraction=args.val_fraction,
-            test_fraction=args.test_fraction,
-        )
-        meta = write_synthetic(args.out, config)
-        print(
-            f"wrote {meta['num_images']} synthetic scenes of {meta['image_size']}px to {args.out} "
-            "(splits: train, val, test)"
-        )
-        return 0
-    raise AssertionError(args.prepare_dataset)  # argparse restricts the choices
+    return _RUNNERS[args.prepare_dataset](args)

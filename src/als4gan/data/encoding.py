@@ -75,6 +75,7 @@ def decode_binary_color_mask(
     colors: Sequence[RGB],
     threshold: int = 128,
     ignore_index: int = IGNORE_INDEX,
+    ignore_colors: Sequence[RGB] = (),
 ) -> tuple[np.ndarray, int]:
     """Decode a colour mask whose colours are 0/255 per channel (DeepGlobe), after thresholding.
 
@@ -86,19 +87,32 @@ def decode_binary_color_mask(
         colors: Class colours (each channel 0 or 255).
         threshold: Channel values >= threshold count as 255.
         ignore_index: Value for unmatched pixels.
+        ignore_colors: Colours that mean "no label" (e.g. DeepGlobe's black "unknown"): they
+            become ``ignore_index`` too but are not counted as unmatched.
 
     Returns:
-        (H, W) ``uint8`` class indices and the number of unmatched pixels.
+        (H, W) ``uint8`` class indices and the number of unmatched pixels (binarised colour
+        neither a class colour nor an ignore colour).
     """
     if rgb.ndim != 3 or rgb.shape[2] < 3:
         raise ValueError(f"expected an (H, W, 3) colour mask, got shape {rgb.shape}")
-    bits = (rgb[:, :, :3] >= threshold).astype(np.uint8)
-    code = (bits[:, :, 0] << 2) | (bits[:, :, 1] << 1) | bits[:, :, 2]
+    code = (rgb[:, :, 0] >= threshold).astype(np.uint8) << 2
+    code |= (rgb[:, :, 1] >= threshold).astype(np.uint8) << 1
+    code |= (rgb[:, :, 2] >= threshold).astype(np.uint8)
+
+    def key(color: RGB) -> int:
+        r, g, b = color
+        return (int(r >= threshold) << 2) | (int(g >= threshold) << 1) | int(b >= threshold)
+
     lut = np.full(8, ignore_index, dtype=np.uint8)
-    for index, (r, g, b) in enumerate(colors):
-        lut[(int(r >= threshold) << 2) | (int(g >= threshold) << 1) | int(b >= threshold)] = index
+    counted = np.ones(8, dtype=bool)
+    for index, color in enumerate(colors):
+        lut[key(color)] = index
+        counted[key(color)] = False
+    for color in ignore_colors:
+        counted[key(color)] = False
     mask = lut[code]
-    unmatched = int(np.count_nonzero(mask == ignore_index))
+    unmatched = int(np.bincount(code.ravel(), minlength=8)[counted].sum())
     return mask, unmatched
 
 
@@ -182,3 +196,40 @@ def dominant_class(mask: np.ndarray, num_classes: int, ignore_index: int = IGNOR
         return -1
     counts = np.bincount(valid.ravel().astype(np.int64), minlength=num_classes)
     return int(np.argmax(counts))
+
+
+def check_same_classes(
+    expected: ClassTable | Mapping[str, Any],
+    actual: ClassTable | Mapping[str, Any],
+    expected_from: str,
+    actual_from: str,
+) -> None:
+    """Raise a clear error when two class tables differ (e.g. checkpoint vs dataset).
+
+    Args:
+        expected: Class table (or its ``to_dict()`` form, as stored in checkpoints).
+        actual: The table it must match.
+        expected_from: Where ``expected`` comes from, e.g. ``"checkpoint runs/a/best.pt"``.
+        actual_from: Where ``actual`` comes from, e.g. ``"dataset 'ucm' at data/ucm"``.
+
+    Raises:
+        DataError: If the class count or the class names (in order) differ.
+    """
+    from als4gan.errors import DataError
+
+    def names_of(table: ClassTable | Mapping[str, Any]) -> list[str]:
+        if isinstance(table, ClassTable):
+            return list(table.names)
+        return [str(name) for name in table["names"]]
+
+    want, have = names_of(expected), names_of(actual)
+    if want == have:
+        return
+    if len(want) != len(have):
+        problem = f"has {len(want)} classes ({', '.join(want)}) but {actual_from} has {len(have)}"
+    else:
+        problem = f"has the classes ({', '.join(want)}) but {actual_from} has other names/order"
+    raise DataError(
+        f"{expected_from} {problem} ({', '.join(have)}). Use one made for this dataset, or "
+        "pass the --dataset / --classes-file it was made with (wrong class count or order)."
+    )

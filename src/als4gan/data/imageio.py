@@ -127,10 +127,38 @@ def read_mask_array(path: str | Path) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8).copy()
 
 
-def save_png(path: str | Path, array: np.ndarray) -> None:
-    """Save a (H, W) or (H, W, 3) ``uint8`` array as PNG, atomically."""
+def save_png(path: str | Path, array: np.ndarray, compress_level: int = 6) -> None:
+    """Save a (H, W) or (H, W, 3) ``uint8`` array as PNG, atomically.
+
+    Args:
+        path: Output file.
+        array: The pixels.
+        compress_level: zlib level 0-9 (1 is about 3x faster than the default 6 on aerial
+            photos for ~4% larger files; both are lossless).
+    """
     from als4gan.io import atomic_open
 
     file = Path(path)
     with atomic_open(file, "wb") as handle:
-        Image.fromarray(np.ascontiguousarray(array)).save(handle, format="PNG")
+        Image.fromarray(np.ascontiguousarray(array)).save(
+            handle, format="PNG", compress_level=compress_level
+        )
+
+
+def save_index_png(path: str | Path, mask: np.ndarray, palette: np.ndarray) -> None:
+    """Save a (H, W) ``uint8`` class-index mask as a palette PNG, atomically.
+
+    The file stores the indices (what :func:`read_mask_array` returns) and shows the class
+    colours in any image viewer.
+
+    Args:
+        path: Output file.
+        mask: Class indices (255 = ignore).
+        palette: (256, 3) ``uint8`` colour lookup table (e.g. ``ClassTable.palette()``).
+    """
+    from als4gan.io import atomic_open
+
+    image = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))
+    image.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1).tolist())
+    with atomic_open(Path(path), "wb") as handle:
+        image.save(handle, format="PNG")

@@ -1,0 +1,599 @@
+"""Any ``images/`` + ``masks/`` folder described by a small classes file (YAML or JSON).
+
+Layout: ``ROOT/images/<id>.<png|jpg|tif|tiff>`` and ``ROOT/masks/<id>.<png|tif|tiff>`` (same
+stem). Images may be GeoTIFFs with any number of bands, read through rasterio; ``bands``
+(1-based, default the first three) selects them and ``in_channels`` is their number. ``uint8``
+images are scaled by 1/255 and ``uint16`` by 1/65535 unless ``image_max`` says otherwise
+(e.g. 10000 for Sentinel-2 reflectances); other integer types need ``image_max``; float images
+are taken as already in [0, 1].
+
+Masks are decoded per file: single-channel masks (index PNG/TIFF) through the class values,
+RGB masks through the class colours. The classes file::
+
+    classes:                   # index order = class index
+      - name: background
+        value: 0               # value in index masks (default: the position in this list)
+        color: [0, 0, 0]       # colour in colour masks and for display (optional)
+      - name: building
+        value: 1
+        color: [255, 0, 0]
+    ignore_values: [255]       # index values meaning "no label" (default [255])
+    ignore_colors: []          # colours meaning "no label" (default none)
+    unknown: error             # a value/colour outside the table: error (default) or ignore
+
+Short forms: a class may be just its name; ``names: [...]`` with optional ``values: [...]`` and
+``colors: [...]`` lists works too. ``als4gan prepare folder`` copies the table to
+``OUT/classes.yaml`` and records ``bands``/``image_max`` in ``OUT/dataset.json``, so later
+stages need only ``--dataset folder --root OUT``.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from als4gan.data.base import ALL_SPLIT, SampleTransform, SegmentationDataset
+from als4gan.data.encoding import (
+    IGNORE_INDEX,
+    RGB,
+    ClassTable,
+    decode_color_mask,
+    decode_index_mask,
+    dominant_class,
+)
+from als4gan.data.imageio import GEOTIFF_SUFFIXES, read_mask_array, read_raster
+from als4gan.data.prepared import (
+    check_dataset_kind,
+    data_root,
+    finish_prepare,
+    read_meta,
+    source_reference,
+    start_prepare,
+)
+from als4gan.data.splits import describe_splits, random_split, stratified_split, write_splits
+from als4gan.errors import ConfigError, DataError, DatasetNotFoundError
+from als4gan.io import read_json, read_yaml, write_yaml
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+MASK_EXTENSIONS = (".png", ".tif", ".tiff")
+#: Classes file names looked for in the dataset root when ``classes_file`` is not given.
+CLASSES_FILE_NAMES = ("classes.yaml", "classes.yml", "classes.json")
+UNKNOWN_MODES = ("error", "ignore")
+
+LAYOUT_HELP = (
+    "Expected ROOT/images/<id>.<png|jpg|tif> with ROOT/masks/<id>.<png|tif> and a classes file "
+    "(--classes-file, or ROOT/classes.yaml); see docs/data.md."
+)
+
+
+def default_colors(count: int) -> list[RGB]:
+    """Distinct display colours for classes that have none (evenly spaced hues)."""
+    colors: list[RGB] = []
+    for index in range(count):
+        r, g, b = colorsys.hsv_to_rgb((index * 0.618034) % 1.0, 0.75, 0.95)
+        colors.append((round(r * 255), round(g * 255), round(b * 255)))
+    return colors
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """A parsed classes file: the class table and how masks encode it.
+
+    Attributes:
+        table: Class names and display colours.
+        values: Stored index value of each class.
+        has_colors: Whether colours were given (needed to decode colour masks).
+        ignore_values: Index values meaning "no label".
+        ignore_colors: Colours meaning "no label".
+        unknown: ``"error"`` or ``"ignore"`` for values/colours outside the table.
+        source: The file it came from (for messages).
+    """
+
+    table: ClassTable
+    values: tuple[int, ...]
+    has_colors: bool
+    ignore_values: tuple[int, ...] = (IGNORE_INDEX,)
+    ignore_colors: tuple[RGB, ...] = ()
+    unknown: str = "error"
+    source: str = "<classes file>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The classes-file form (what ``prepare folder`` writes to ``classes.yaml``)."""
+        classes: list[dict[str, Any]] = []
+        for name, value, color in zip(
+            self.table.names, self.values, self.table.colors, strict=True
+        ):
+            entry: dict[str, Any] = {"name": name, "value": value}
+            if self.has_colors:
+                entry["color"] = list(color)
+            classes.append(entry)
+        return {
+            "classes": classes,
+            "ignore_values": list(self.ignore_values),
+            "ignore_colors": [list(color) for color in self.ignore_colors],
+            "unknown": self.unknown,
+        }
+
+
+def _color(value: Any, where: str) -> RGB:
+    if (
+        not isinstance(value, Sequence)
+        or isinstance(value, str)
+        or len(value) != 3
+        or not all(isinstance(c, int) and 0 <= c <= 255 for c in value)
+    ):
+        raise ConfigError(f"{where}: a colour must be three integers 0-255 like [255, 0, 0]")
+    return (int(value[0]), int(value[1]), int(value[2]))
+
+
+def parse_classes(data: Any, source: str = "<classes file>") -> ClassSpec:
+    """Validate classes-file content (see the module docstring) into a :class:`ClassSpec`.
+
+    Raises:
+        ConfigError: Naming ``source`` and what to fix.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source} must hold a mapping with a 'classes' (or 'names') list")
+    if "classes" in data:
+        entries = data["classes"]
+        if not isinstance(entries, list) or not entries:
+            raise ConfigError(f"{source}: 'classes' must be a non-empty list")
+    elif "names" in data:
+        names_list = data["names"]
+        if not isinstance(names_list, list) or not names_list:
+            raise ConfigError(f"{source}: 'names' must be a non-empty list")
+        values_list = data.get("values")
+        colors_list = data.get("colors")
+        for key, items in (("values", values_list), ("colors", colors_list)):
+            if items is not None and (not isinstance(items, list) or len(items) != len(names_list)):
+                raise ConfigError(
+                    f"{source}: '{key}' must list one entry per name ({len(names_list)})"
+                )
+        entries = []
+        for index, name in enumerate(names_list):
+            entry: dict[str, Any] = {"name": name}
+            if values_list is not None:
+                entry["value"] = values_list[index]
+            if colors_list is not None:
+                entry["color"] = colors_list[index]
+            entries.append(entry)
+    else:
+        raise ConfigError(
+            f"{source} has no 'classes' list. Example: classes: [{{name: background, value: 0}}, "
+            "{name: building, value: 1}]"
+        )
+    names: list[str] = []
+    values: list[int] = []
+    colors: list[RGB | None] = []
+    for index, entry in enumerate(entries):
+        where = f"{source}: class {index}"
+        item = {"name": entry} if isinstance(entry, str) else entry
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise ConfigError(f"{where} needs a name (a string, or a mapping with 'name')")
+        unknown_keys = set(item) - {"name", "value", "color"}
+        if unknown_keys:
+            raise ConfigError(f"{where} has unknown key(s) {sorted(unknown_keys)}")
+        value = item.get("value", index)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+            raise ConfigError(f"{where}: value must be an integer 0-65535, got {value!r}")
+        names.append(item["name"])
+        values.append(value)
+        colors.append(_color(item["color"], where) if "color" in item else None)
+    if len(names) > IGNORE_INDEX:
+        raise ConfigError(f"{source}: at most {IGNORE_INDEX} classes are supported")
+    for label, items in (("name", [str(n) for n in names]), ("value", [str(v) for v in values])):
+        duplicates = sorted({x for x in items if items.count(x) > 1})
+        if duplicates:
+            raise ConfigError(f"{source}: duplicate class {label}(s) {duplicates}")
+    given = [color for color in colors if color is not None]
+    if given and len(given) != len(colors):
+        raise ConfigError(f"{source}: give a colour for every class or for none")
+    if len(set(given)) != len(given):
+        raise ConfigError(f"{source}: two classes share a colour")
+    ignore_values = data.get("ignore_values", [IGNORE_INDEX])
+    if not isinstance(ignore_values, list) or not all(
+        isinstance(v, int) and v >= 0 for v in ignore_values
+    ):
+        raise ConfigError(f"{source}: 'ignore_values' must be a list of non-negative integers")
+    clash = sorted(set(ignore_values) & set(values))
+    if clash:
+        raise ConfigError(f"{source}: value(s) {clash} are both a class and an ignore value")
+    raw_ignore_colors = data.get("ignore_colors", [])
+    if not isinstance(raw_ignore_colors, list):
+        raise ConfigError(f"{source}: 'ignore_colors' must be a list of [r, g, b] colours")
+    ignore_colors = tuple(_color(c, f"{source}: ignore_colors") for c in raw_ignore_colors)
+    if set(ignore_colors) & set(given):
+        raise ConfigError(f"{source}: a colour is both a class colour and an ignore colour")
+    unknown = data.get("unknown", "error")
+    if unknown not in UNKNOWN_MODES:
+        raise ConfigError(f"{source}: 'unknown' must be one of {UNKNOWN_MODES}, got {unknown!r}")
+    extra = set(data) - {
+        "classes",
+        "names",
+        "values",
+        "colors",
+        "ignore_values",
+        "ignore_colors",
+        "unknown",
+    }
+    if extra:
+        raise ConfigError(f"{source}: unknown key(s) {sorted(extra)}")
+    table_colors = tuple(given) if given else tuple(default_colors(len(names)))
+    return ClassSpec(
+        table=ClassTable(names=tuple(names), colors=table_colors),
+        values=tuple(values),
+        has_colors=bool(given),
+        ignore_values=tuple(int(v) for v in ignore_values),
+        ignore_colors=ignore_colors,
+        unknown=str(unknown),
+        source=source,
+    )
+
+
+def load_classes_file(path: str | Path) -> ClassSpec:
+    """Read and validate a YAML or JSON classes file.
+
+    Raises:
+        DatasetNotFoundError: If it does not exist.
+        ConfigError: If it is malformed (the message names the file and the problem).
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise DatasetNotFoundError(f"classes file {file} does not exist. {LAYOUT_HELP}")
+    try:
+        data = read_json(file) if file.suffix.lower() == ".json" else read_yaml(file)
+    except Exception as err:  # yaml.YAMLError, JSONDecodeError, UnicodeDecodeError
+        raise ConfigError(f"classes file {file} could not be parsed: {err}") from None
+    return parse_classes(data, str(file))
+
+
+def _scan(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.suffix.lower() not in extensions:
+            continue
+        if path.stem in found:
+            raise DataError(
+                f"id '{path.stem}' has two files: {found[path.stem]} and {path}. Keep one."
+            )
+        found[path.stem] = path
+    return found
+
+
+def _pil_band_count(path: Path) -> int:
+    """Number of bands of a non-TIFF image (alpha included), from its header."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return len(image.getbands())
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(
+            f"{path} could not be read as an image ({err}). The file is corrupt or truncated: "
+            "re-export it or remove its id from the split file."
+        ) from None
+
+
+class FolderDataset(SegmentationDataset):
+    """A generic ``images/`` + ``masks/`` dataset with a classes file.
+
+    Args:
+        root: The data folder, or a folder written by ``prepare folder``.
+        split: Split name under ``root/splits``, an id-list ``.txt`` or ``"all"``.
+        transform: Optional sample transform.
+        ids: Explicit ids (overrides ``split``).
+        classes_file: YAML/JSON classes file (default: ``classes.yaml`` in the root).
+        bands: 1-based image bands to read (default: recorded by ``prepare``, else the first
+            three).
+        image_max: Value mapped to 1.0 (default: recorded by ``prepare``, else by dtype).
+    """
+
+    name = "folder"
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        transform: SampleTransform | None = None,
+        ids: Sequence[str] | None = None,
+        classes_file: str | Path | None = None,
+        bands: Sequence[int] | None = None,
+        image_max: float | None = None,
+    ) -> None:
+        self.meta = check_dataset_kind(root, self.name)
+        meta = self.meta or {}
+        self.data_root = Path(root)
+        self._classes_file = classes_file
+        self.bands: list[int] | None = list(bands) if bands else meta.get("bands")
+        if self.bands is not None and (
+            not self.bands or any(not isinstance(b, int) or b < 1 for b in self.bands)
+        ):
+            raise ConfigError(f"--bands must be 1-based band numbers, got {self.bands}")
+        self.image_max: float | None = image_max if image_max else meta.get("image_max")
+        if self.image_max is not None and self.image_max <= 0:
+            raise ConfigError(f"image_max must be positive, got {self.image_max}")
+        self._images: dict[str, Path] = {}
+        self._masks: dict[str, Path] = {}
+        #: Pixels with a value/colour outside the table set to ignore (``unknown: ignore``).
+        self.unmatched_pixels = 0
+        self.unmatched_masks = 0
+        self._probed_channels: int | None = None
+        super().__init__(root, split, transform, ids)
+        missing = [sample_id for sample_id in self.ids if sample_id not in self._images]
+        if missing:
+            raise DatasetNotFoundError(
+                f"{len(missing)} id(s) of split '{split}' have no image in "
+                f"{self.data_root / 'images'}, e.g. '{missing[0]}'. Re-run 'als4gan prepare "
+                "folder' if files were renamed."
+            )
+        self.in_channels = self._probe_channels()
+        self._probed_channels = self.in_channels
+
+    def layout_help(self) -> str:
+        """Expected layout."""
+        return LAYOUT_HELP
+
+    def _verify_root(self) -> None:
+        super()._verify_root()
+        self.data_root = data_root(self.root, self.meta)
+        for folder in ("images", "masks"):
+            if not (self.data_root / folder).is_dir():
+                raise DatasetNotFoundError(
+                    f"{self.data_root / folder} does not exist. {LAYOUT_HELP}"
+                )
+        self.spec = self._load_spec()
+        self.classes = self.spec.table
+        self._images = _scan(self.data_root / "images", IMAGE_EXTENSIONS)
+        self._masks = _scan(self.data_root / "masks", MASK_EXTENSIONS)
+
+    def _load_spec(self) -> ClassSpec:
+        if self._classes_file is not None:
+            return load_classes_file(self._classes_file)
+        for folder in dict.fromkeys((self.root, self.data_root)):
+            for name in CLASSES_FILE_NAMES:
+                if (folder / name).is_file():
+                    return load_classes_file(folder / name)
+        raise DatasetNotFoundError(
+            f"no classes file for the folder dataset {self.root}: pass --classes-file FILE or "
+            f"put classes.yaml in {self.root}. Minimal example:\n"
+            "  classes: [{name: background, value: 0}, {name: building, value: 1}]\n"
+            "  ignore_values: [255]"
+        )
+
+    def _probe_channels(self) -> int:
+        """Bands the samples will have, checked against the first image's band count."""
+        if not self.ids:
+            return len(self.bands) if self.bands else 3
+        path = self.image_path(self.ids[0])
+        if path.suffix.lower() in GEOTIFF_SUFFIXES:
+            import rasterio
+            from rasterio.errors import RasterioIOError
+
+            try:
+                with rasterio.open(path) as src:
+                    count = int(src.count)
+            except RasterioIOError as err:
+                raise DataError(
+                    f"{path} could not be read as a raster ({err}). The file is corrupt or "
+                    "truncated: re-export it or remove its id from the split file."
+                ) from None
+        else:
+            full = read_raster(path, None) if not self.bands else None
+            count = int(full.shape[2]) if full is not None else _pil_band_count(path)
+        if self.bands:
+            missing = [band for band in self.bands if band > count]
+            if missing:
+                raise DataError(
+                    f"{path} has {count} band(s); band(s) {missing} do not exist. Choose "
+                    f"--bands between 1 and {count}."
+                )
+            return len(self.bands)
+        return min(3, count)
+
+    def discover_ids(self) -> list[str]:
+        """Ids with both an image and a mask (images without a mask are reported)."""
+        without = sorted(set(self._images) - set(self._masks))
+        if without:
+            logger.warning(
+                "%d image(s) in %s have no mask in %s and are left out (e.g. %s)",
+                len(without),
+                self.data_root / "images",
+                self.data_root / "masks",
+                self._images[without[0]].name,
+            )
+        return sorted(set(self._images) & set(self._masks))
+
+    def image_path(self, sample_id: str) -> Path:
+        """``images/<id>.*``."""
+        path = self._images.get(sample_id)
+        if path is None:
+            raise DatasetNotFoundError(
+                f"no image for id '{sample_id}' in {self.data_root / 'images'}. {LAYOUT_HELP}"
+            )
+        return path
+
+    def mask_path(self, sample_id: str) -> Path:
+        """``masks/<id>.*``."""
+        path = self._masks.get(sample_id)
+        if path is None:
+            raise DatasetNotFoundError(
+                f"no mask for image {self._images.get(sample_id, sample_id)} in "
+                f"{self.data_root / 'masks'} (expected {sample_id}.png or .tif). Add it or drop "
+                "the id from the split."
+            )
+        return path
+
+    def load_image(self, sample_id: str) -> np.ndarray:
+        """(H, W, bands) image: ``uint8``/``uint16`` as stored, else float32 in [0, 1]."""
+        path = self.image_path(sample_id)
+        image = read_raster(path, self.bands)
+        expected = len(self.bands) if self.bands else self._probed_channels
+        if expected is not None and image.shape[2] != expected:
+            raise DataError(
+                f"{path} has {image.shape[2]} band(s) but the dataset reads {expected} (from "
+                f"the first image). Give all images the same bands, or pass --bands."
+            )
+        if self.image_max is not None:
+            scaled: np.ndarray = np.clip(image.astype(np.float32) / self.image_max, 0.0, 1.0)
+            return scaled
+        if image.dtype in (np.uint8, np.uint16):
+            return image
+        if np.issubdtype(image.dtype, np.floating):
+            return image.astype(np.float32)
+        raise DataError(
+            f"{path} holds {image.dtype} pixels; say which value means 1.0 with "
+            "'als4gan prepare folder --image-max VALUE' (e.g. 10000 for Sentinel-2)"
+        )
+
+    def load_mask(self, sample_id: str) -> np.ndarray:
+        """Class indices (255 = ignore) from an index or colour mask.
+
+        Raises:
+            DataError: If the mask holds values/colours outside the classes file (unless it says
+                ``unknown: ignore``) or is a colour mask while the file gives no colours.
+        """
+        path = self.mask_path(sample_id)
+        stored = read_mask_array(path)
+        spec = self.spec
+        if stored.ndim == 2:
+            value_map = {value: index for index, value in enumerate(spec.values)}
+            mask, bad = decode_index_mask(
+                stored, self.num_classes, value_map, ignore_values=spec.ignore_values
+            )
+            unmatched = int(np.isin(stored, bad).sum()) if bad.size else 0
+            described = f"value(s) {bad.tolist()[:10]}"
+            table = (
+                f"values {list(spec.values)} for {self.num_classes} classes, ignore "
+                f"{list(spec.ignore_values)}"
+            )
+        else:
+            if not spec.has_colors:
+                raise DataError(
+                    f"{path} is a colour mask but the classes file {spec.source} gives no "
+                    "colours. Add 'color: [r, g, b]' to every class, or store index masks."
+                )
+            mask, unmatched = decode_color_mask(
+                stored, self.classes.colors, spec.ignore_colors, IGNORE_INDEX
+            )
+            described = ""
+            if unmatched:
+                rgb = stored[:, :, :3].astype(np.int64)
+                packed = (rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]
+                known = [(r << 16) | (g << 8) | b for r, g, b in self.classes.colors]
+                known += [(r << 16) | (g << 8) | b for r, g, b in spec.ignore_colors]
+                stray = np.unique(packed[~np.isin(packed, known)])[:10]
+                colors = [(int(k) >> 16, (int(k) >> 8) & 255, int(k) & 255) for k in stray]
+                described = f"colour(s) {colors}"
+            table = f"colours of {self.num_classes} classes"
+        if unmatched:
+            if spec.unknown == "error":
+                raise DataError(
+                    f"{path} holds {described} ({unmatched} px) outside the class table of "
+                    f"{spec.source} ({table}). Add the missing classes to the classes file "
+                    "(a wrong class count?), fix the mask, or set 'unknown: ignore'."
+                )
+            self.unmatched_pixels += unmatched
+            self.unmatched_masks += 1
+        return mask
+
+
+def prepare_folder(
+    src: str | Path,
+    out: str | Path,
+    classes_file: str | Path | None = None,
+    bands: Sequence[int] | None = None,
+    image_max: float | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    stratify: bool = False,
+    force: bool = False,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Write split lists for a folder dataset without copying its images.
+
+    ``out/splits/*.txt`` list ids; ``out/classes.yaml`` holds the validated class table;
+    ``out/dataset.json`` records where the data is and the ``bands``/``image_max`` options,
+    so later stages need only ``--dataset folder --root OUT``. ``out`` may be ``src``.
+
+    Args:
+        src: Folder with ``images/`` and ``masks/``.
+        out: Output folder (may equal ``src``).
+        classes_file: Classes file (default: ``src/classes.yaml``).
+        bands: 1-based bands to read from multi-band images.
+        image_max: Pixel value mapped to 1.0.
+        val_fraction: Share of images for validation.
+        test_fraction: Share of images for test.
+        seed: Seed of the split.
+        stratify: Keep the share of each dominant class in every split (reads every mask).
+        force: Overwrite an earlier preparation with other parameters.
+        show_progress: Progress bar while reading masks for ``stratify``.
+
+    Returns:
+        The metadata written to ``dataset.json``.
+    """
+    from als4gan.runtime import progress
+
+    src_root, out_root = Path(src), Path(out)
+    dataset = FolderDataset(
+        src_root, ALL_SPLIT, classes_file=classes_file, bands=bands, image_max=image_max
+    )
+    params = {
+        "source": str(src_root.resolve()),
+        "classes": dataset.spec.to_dict(),
+        "bands": dataset.bands,
+        "image_max": dataset.image_max,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "seed": seed,
+        "stratify": stratify,
+    }
+    out_root.mkdir(parents=True, exist_ok=True)
+    if start_prepare(out_root, "folder", params, force) == "complete":
+        meta: dict[str, Any] = read_meta(out_root) or {}
+        return meta
+    if stratify:
+        bar = progress(
+            dataset.ids, desc="reading masks", unit="img", disable=not show_progress or None
+        )
+        labels = [
+            dominant_class(dataset.load_mask(sample_id), dataset.num_classes) for sample_id in bar
+        ]
+        splits = stratified_split(dataset.ids, labels, val_fraction, test_fraction, seed)
+    else:
+        splits = random_split(dataset.ids, val_fraction, test_fraction, seed)
+    classes_out = out_root / "classes.yaml"
+    if not (classes_out.is_file() and classes_out.resolve() == Path(dataset.spec.source).resolve()):
+        write_yaml(classes_out, dataset.spec.to_dict())
+    written = write_splits(out_root, splits)
+    return finish_prepare(
+        out_root,
+        "folder",
+        params,
+        source=source_reference(out_root, src_root),
+        bands=dataset.bands,
+        image_max=dataset.image_max,
+        in_channels=dataset.in_channels,
+        num_images=len(dataset.ids),
+        split_sizes={name: len(ids) for name, ids in splits.items()},
+        splits=sorted(written),
+        summary=describe_splits(splits),
+    )
+
+
+__all__ = [
+    "ClassSpec",
+    "FolderDataset",
+    "default_colors",
+    "load_classes_file",
+    "parse_classes",
+    "prepare_folder",
+]

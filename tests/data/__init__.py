@@ -1,0 +1,1 @@
+"""Fixture generators: tiny fake datasets written at test time (torchgeo style)."""

@@ -1,0 +1,1 @@
+"""Tiny fake deepglobe dataset."""

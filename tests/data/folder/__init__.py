@@ -1,0 +1,1 @@
+"""Tiny fake folder dataset."""
