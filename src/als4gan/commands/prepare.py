@@ -40,7 +40,6 @@ def _add_split_options(parser: argparse.ArgumentParser, what: str) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Sub-commands: one per dataset."""
     sub = parser.add_subparsers(dest="prepare_dataset", metavar="<dataset>", required=True)
-    formatter = argparse.ArgumentDefaultsHelpFormatter
 
     synthetic = sub.add_parser(
         "synthetic",
@@ -61,7 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     deepglobe = sub.add_parser(
         "deepglobe",
         help="split and tile DeepGlobe Land Cover",
-        formatter_class=formatter,
         description=(
             "Split DeepGlobe Land Cover at image level (seeded), then cut every image into "
             "tiles. Writes OUT/images/<tile>_sat.png (lossless), OUT/masks/<tile>_mask.png "
@@ -76,30 +74,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     deepglobe.add_argument("--out", required=True, help="output folder")
     deepglobe.add_argument(
-        "--tile-size", type=int, default=612, help="tile side in pixels; 0 = no tiling"
+        "--tile-size",
+        type=int,
+        default=612,
+        help="tile side in pixels; 0 = no tiling (612: 4x4 tiles per 2448 px image)",
     )
     deepglobe.add_argument(
         "--remainder",
         choices=("overlap", "pad", "drop"),
         default="overlap",
-        help="sides not a multiple of the tile size: shift the last tile back (overlap), "
-        "pad it with ignore (pad), or drop the strip (drop)",
+        help="sides not a multiple of the tile size: shift the last tile back (overlap, "
+        "default), pad it with ignore (pad), or drop the strip (drop)",
     )
     deepglobe.add_argument(
         "--scale",
         type=float,
         default=1.0,
-        help="resize whole images by this factor before tiling (e.g. 0.5)",
+        help="resize whole images by this factor before tiling, e.g. 0.5 (default 1)",
     )
     deepglobe.add_argument(
-        "--workers", type=int, default=0, help="parallel processes (0 = one per CPU)"
+        "--workers", type=int, default=0, help="parallel processes (default 0 = one per CPU)"
     )
     _add_split_options(deepglobe, "source images")
 
     ucm = sub.add_parser(
         "ucm",
         help="scene-stratified split of UC Merced + DLRSD",
-        formatter_class=formatter,
         description=(
             "Write a split of UC Merced images with DLRSD labels, stratified by scene class. "
             "Only OUT/splits/*.txt and OUT/dataset.json (recording --src) are written; the "
@@ -113,7 +113,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     folder = sub.add_parser(
         "folder",
         help="split any images/ + masks/ folder described by a classes file",
-        formatter_class=formatter,
         description=(
             "Write a split of a folder with images/ and masks/ (same file stems). Only "
             "OUT/splits/*.txt, OUT/classes.yaml and OUT/dataset.json (recording --src, --bands "
