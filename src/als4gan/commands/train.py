@@ -170,7 +170,9 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{args.out} already finished training at step {trainer.step}")
                 return 0
         if context.is_main:
-            write_yaml(run_dir / "config.yaml", config_to_dict(config))
+            # --stop-after is for this invocation only; a resumed run or a copy runs to the end.
+            recorded = dataclasses.replace(config, stop_after=None)
+            write_yaml(run_dir / "config.yaml", config_to_dict(recorded))
             write_ids(run_dir / "train_labeled.txt", trainer.split.labelled)
             write_ids(run_dir / "train_unlabeled.txt", trainer.split.unlabelled)
             run_dir.mark_running("train", step=trainer.step, iterations=config.iterations)

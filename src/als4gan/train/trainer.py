@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from als4gan.checkpoint import CHECKPOINT_DIR, load_checkpoint, save_checkpoint
 from als4gan.config import config_to_dict
 from als4gan.data.encoding import IGNORE_INDEX
-from als4gan.errors import DataError, DatasetNotFoundError, TrainingDivergedError
+from als4gan.errors import ConfigError, DataError, DatasetNotFoundError, TrainingDivergedError
 from als4gan.models import S4GANDiscriminator, build_segmentation_model
 from als4gan.runtime import (
     autocast,
@@ -258,6 +258,11 @@ class Trainer:
                 torch.manual_seed(derive_seed(config.seed, "init", "discriminator"))
                 self.discriminator = S4GANDiscriminator(self.num_classes, in_channels)
         if config.sync_bn and context.enabled:
+            if self.device.type != "cuda":
+                raise ConfigError(
+                    "--sync-bn needs CUDA devices (torch's SyncBatchNorm is GPU-only); "
+                    "drop it for CPU processes"
+                )
             if self.bn_frozen:
                 logger.info("--sync-bn has no effect with frozen BatchNorm")
             self.generator = nn.SyncBatchNorm.convert_sync_batchnorm(self.generator)  # type: ignore[no-untyped-call]
