@@ -11,7 +11,7 @@ from als4gan.data import build_dataset
 from als4gan.data.deepglobe import DEEPGLOBE_CLASSES, DeepGlobePrepareConfig, prepare_deepglobe
 from als4gan.data.encoding import decode_binary_color_mask
 from als4gan.errors import ConfigError, RunExistsError
-from als4gan.io import read_ids, read_json
+from als4gan.io import read_ids, read_json, write_json
 from tests.data.deepglobe.data import LAYOUTS, write_deepglobe
 
 
@@ -173,3 +173,22 @@ def test_prepare_refuses_writing_into_the_source(tmp_path: Path) -> None:
 def test_wrong_dataset_name_for_a_prepared_root(synthetic_root: Path) -> None:
     with pytest.raises(ConfigError, match="--dataset synthetic"):
         build_dataset("deepglobe", synthetic_root, "train")
+
+
+def test_interrupted_prepare_resumes_keeping_finished_tiles(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write_deepglobe(src, num_images=3, size=(16, 16))
+    out = tmp_path / "out"
+    config = DeepGlobePrepareConfig(tile_size=8)
+    prepare_deepglobe(src, out, config, workers=1)
+    # simulate an interruption: dataset.json not complete, some tiles missing
+    meta = read_json(out / "dataset.json")
+    write_json(out / "dataset.json", {**meta, "complete": False})
+    kept = out / "images" / "100_y00000_x00000_sat.png"
+    kept_mtime = kept.stat().st_mtime_ns
+    (out / "images" / "102_y00008_x00008_sat.png").unlink()
+    (out / "masks" / "102_y00008_x00008_mask.png").unlink()
+    resumed = prepare_deepglobe(src, out, config, workers=1)
+    assert resumed["complete"] is True and resumed["num_tiles"] == 12
+    assert (out / "masks" / "102_y00008_x00008_mask.png").is_file()
+    assert kept.stat().st_mtime_ns == kept_mtime  # finished work is not redone
