@@ -1,0 +1,8 @@
+"""Plots and the self-contained HTML report built from run folders."""
+
+from __future__ import annotations
+
+from als4gan.report.html import ReportOptions, build_report, render_report
+from als4gan.report.runs import RunInfo, load_run, load_runs
+
+__all__ = ["ReportOptions", "RunInfo", "build_report", "load_run", "load_runs", "render_report"]
