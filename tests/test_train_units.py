@@ -153,6 +153,12 @@ def test_selection_folder_file_and_errors(tmp_path: Path) -> None:
     assert split.unlabelled == ["b", "d"]
     # implicit: the select stage ran in the same run folder
     assert resolve_labelled_split(TrainConfig(), ids, run).labelled == ["c", "a"]
+    # a resumed run keeps the ids it started with, whatever the options say now
+    (run / "train_labeled.txt").write_text("d\n")
+    resumed = resolve_labelled_split(
+        TrainConfig(labeled_ratio=0.5), ids, run, run / "train_labeled.txt"
+    )
+    assert resumed.labelled == ["d"]
     with pytest.raises(ConfigError, match="--labeled-ratio"):
         resolve_labelled_split(TrainConfig(), ids, tmp_path / "empty")
     with pytest.raises(DatasetNotFoundError, match=r"labeled\.txt"):
@@ -184,3 +190,51 @@ def test_unlabelled_images_never_read_masks(synthetic_root: Path) -> None:
     sample = UnlabelledImages(dataset)[0]
     assert sample["image"].shape[0] == 3
     assert not sample["mask"].any()
+
+
+def test_metrics_log_and_truncation(tmp_path: Path) -> None:
+    from als4gan.io import read_jsonl
+    from als4gan.train.records import MetricsLog, truncate_records
+
+    log = MetricsLog(tmp_path, "off")
+    scalars: list[tuple[str, float, int]] = []
+
+    class Writer:
+        def add_scalar(self, tag: str, value: float, step: int) -> None:
+            scalars.append((tag, value, step))
+
+        def close(self) -> None:
+            pass
+
+    log.writer = Writer()
+    for step in (1, 2, 3):
+        log.write({"kind": "train", "step": step, "loss_ce": 1.0 / step, "time": 0.1})
+    log.write(
+        {
+            "kind": "val",
+            "step": 3,
+            "miou": 0.5,
+            "per_class_iou": [0.4, None],
+            "class_names": ["a", "b"],
+        }
+    )
+    log.close()
+    assert ("train/loss_ce", 0.5, 2) in scalars
+    assert ("val/iou_a", 0.4, 3) in scalars and not any(t == "val/iou_b" for t, _, _ in scalars)
+    path = tmp_path / "metrics.jsonl"
+    with open(path, "a") as handle:
+        handle.write('{"kind": "train", "st')  # a line cut by a crash
+    assert truncate_records(path, 2) == 3  # step-3 train and val records, and the broken line
+    assert [r["step"] for r in read_jsonl(path)] == [1, 2]
+
+
+def test_tensorboard_on_without_the_package_is_a_clear_error() -> None:
+    from als4gan.train.records import check_tensorboard, tensorboard_available
+
+    assert check_tensorboard("off") is False
+    if tensorboard_available():
+        assert check_tensorboard("on") is True
+    else:
+        assert check_tensorboard("auto") is False
+        with pytest.raises(ConfigError, match=r"pip install 'als4gan\[tensorboard\]'"):
+            check_tensorboard("on")

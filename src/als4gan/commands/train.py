@@ -81,7 +81,13 @@ def _resolve(args: argparse.Namespace) -> Any:
 
     explicit = _explicit_values(args)
     if not args.resume:
-        return resolve_config(TrainConfig, argparse.Namespace(**explicit), args.config)
+        config = resolve_config(TrainConfig, argparse.Namespace(**explicit), args.config)
+        # Absolute paths, so that later stages and --resume work from any directory.
+        for key in ("root", "selection", "classes_file"):
+            value = getattr(config, key)
+            if value:
+                setattr(config, key, str(Path(value).expanduser().resolve()))
+        return config
     if args.force:
         raise ConfigError("give --resume (continue) or --force (start over), not both")
     if args.config:
@@ -150,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     from als4gan.errors import TrainingDivergedError
     from als4gan.io import RunDir, write_ids, write_yaml
     from als4gan.train import distributed
-    from als4gan.train.trainer import LATEST, Trainer
+    from als4gan.train.trainer import LABELLED_FILE, LATEST, UNLABELLED_FILE, Trainer
 
     config = _resolve(args)
     config.validate()
@@ -162,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         resumable = _prepare_run_dir(args, context.is_main)
         distributed.barrier(context)
-        trainer = Trainer(config, args.out, context)
+        trainer = Trainer(config, args.out, context, resume=resumable)
         if resumable:
             trainer.load(run_dir.path / "checkpoints" / LATEST)
             if trainer.step >= config.iterations:
@@ -173,8 +179,8 @@ def run(args: argparse.Namespace) -> int:
             # --stop-after is for this invocation only; a resumed run or a copy runs to the end.
             recorded = dataclasses.replace(config, stop_after=None)
             write_yaml(run_dir / "config.yaml", config_to_dict(recorded))
-            write_ids(run_dir / "train_labeled.txt", trainer.split.labelled)
-            write_ids(run_dir / "train_unlabeled.txt", trainer.split.unlabelled)
+            write_ids(run_dir / LABELLED_FILE, trainer.split.labelled)
+            write_ids(run_dir / UNLABELLED_FILE, trainer.split.unlabelled)
             run_dir.mark_running("train", step=trainer.step, iterations=config.iterations)
             logger.info(trainer.describe())
             if resumable:

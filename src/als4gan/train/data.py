@@ -87,23 +87,31 @@ class LabelledSplit:
 
 
 def resolve_labelled_split(
-    config: TrainConfig, train_ids: list[str], run_dir: Path | None = None
+    config: TrainConfig,
+    train_ids: list[str],
+    run_dir: Path | None = None,
+    recorded: Path | None = None,
 ) -> LabelledSplit:
     """Decide which training images are labelled.
 
-    Order of precedence: ``--selection``; ``--labeled-ratio`` with ``--seed``; otherwise
-    ``RUN_DIR/selection/labeled.txt`` when the select stage ran in the same run folder.
+    Order of precedence: the ``recorded`` list of a run being resumed; ``--selection``;
+    ``--labeled-ratio`` with ``--seed``; otherwise ``RUN_DIR/selection/labeled.txt`` when the
+    select stage ran in the same run folder.
 
     Args:
         config: The train config.
         train_ids: Ids of the training split (the pool).
         run_dir: The run folder (for the implicit selection).
+        recorded: ``RUN_DIR/train_labeled.txt`` of a resumed run (used when it exists).
 
     Raises:
         ConfigError: If no labelled set is specified.
         DataError: If the selection names images outside the training split, or is empty.
     """
-    if config.selection is not None:
+    if recorded is not None and recorded.is_file():
+        labelled = read_ids(recorded)
+        source = f"{recorded} (recorded when the run started)"
+    elif config.selection is not None:
         file = selection_file(config.selection)
         labelled = read_ids(file)
         source = str(file)

@@ -47,6 +47,34 @@ def truncate_records(path: Path, last_step: int) -> int:
     return len(lines) - len(kept)
 
 
+def tensorboard_available() -> bool:
+    """Whether ``torch.utils.tensorboard`` can be imported (the optional package is installed)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def check_tensorboard(mode: str) -> bool:
+    """Resolve ``--tensorboard``: whether to write event files.
+
+    Raises:
+        ConfigError: For ``on`` when TensorBoard is not installed.
+    """
+    if mode == "off":
+        return False
+    available = tensorboard_available()
+    if mode == "on" and not available:
+        raise ConfigError(
+            "--tensorboard on needs the tensorboard package: "
+            "pip install 'als4gan[tensorboard]' (or --tensorboard off)"
+        )
+    if not available:
+        logger.debug("TensorBoard not installed; writing metrics.jsonl only")
+    return available
+
+
 class MetricsLog:
     """Appends records to ``metrics.jsonl`` and mirrors scalars to TensorBoard when enabled.
 
@@ -63,18 +91,10 @@ class MetricsLog:
     def __init__(self, run_dir: Path, tensorboard: str = "auto") -> None:
         self.path = run_dir / METRICS_FILE
         self.writer: Any = None
-        if tensorboard != "off":
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                if tensorboard == "on":
-                    raise ConfigError(
-                        "--tensorboard on needs the tensorboard package: "
-                        "pip install 'als4gan[tensorboard]' (or --tensorboard off)"
-                    ) from None
-                logger.debug("TensorBoard not installed; writing metrics.jsonl only")
-            else:
-                self.writer = SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR))
+        if check_tensorboard(tensorboard):
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR))
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (and its numbers to TensorBoard as ``<kind>/<key>``)."""

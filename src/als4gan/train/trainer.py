@@ -63,7 +63,12 @@ from als4gan.train.losses import (
     select_confident,
     self_training_loss,
 )
-from als4gan.train.records import METRICS_FILE, MetricsLog, truncate_records
+from als4gan.train.records import (
+    METRICS_FILE,
+    MetricsLog,
+    check_tensorboard,
+    truncate_records,
+)
 from als4gan.train.samplers import InfiniteSeededSampler
 from als4gan.train.schedules import (
     PolyLR,
@@ -77,6 +82,9 @@ logger = logging.getLogger(__name__)
 
 LATEST = "latest.pt"
 BEST = "best.pt"
+#: The labelled / unlabelled ids a run uses, written when it starts.
+LABELLED_FILE = "train_labeled.txt"
+UNLABELLED_FILE = "train_unlabeled.txt"
 
 #: Order of the per-iteration statistics summed over accumulation steps and processes.
 STAT_KEYS = ("loss_ce", "loss_fm", "loss_st", "loss_d", "accepted", "judged", "stop")
@@ -174,6 +182,8 @@ class Trainer:
         run_dir: The run folder (checkpoints, metrics.jsonl).
         context: Distributed context (a single process by default).
         show_progress: Show progress bars on the main process.
+        resume: Take the labelled ids recorded in ``RUN_DIR/train_labeled.txt`` (what the run
+            started with) rather than resolving them again.
 
     Raises:
         ConfigError / DataError / DatasetNotFoundError: On unusable options or data.
@@ -186,6 +196,7 @@ class Trainer:
         context: DistributedContext,
         *,
         show_progress: bool = True,
+        resume: bool = False,
     ) -> None:
         config.validate()
         self.config = config
@@ -196,6 +207,8 @@ class Trainer:
         self.amp = resolve_amp(config.amp, self.device)
         self.channels_last = use_channels_last(config.channels_last, self.device)
         self.s4gan = config.method == "s4gan"
+        if context.is_main:
+            check_tensorboard(config.tensorboard)  # fail before any work when it is required
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
         if self.device.type == "cuda":
@@ -203,7 +216,10 @@ class Trainer:
 
         # ---- data: labelled / unlabelled split of the training images (SPEC stage 2)
         self.train_set = build_split(config, config.split)
-        self.split = resolve_labelled_split(config, self.train_set.ids, self.run_dir)
+        recorded = self.run_dir / LABELLED_FILE
+        self.split = resolve_labelled_split(
+            config, self.train_set.ids, self.run_dir, recorded if resume else None
+        )
         if self.s4gan and not self.split.unlabelled:
             raise DataError(
                 f"s4GAN needs unlabelled images, but all {len(self.split.labelled)} training "
@@ -211,6 +227,11 @@ class Trainer:
             )
         self.num_classes = self.train_set.num_classes
         self.val_set = None
+        if config.val_every > 0 and config.val_split == "test" and context.is_main:
+            logger.warning(
+                "warning: choosing best.pt on the test split makes test results optimistic "
+                "(SPEC defect 3); use a validation split"
+            )
         if config.val_every > 0:
             try:
                 self.val_set = build_split(config, config.val_split)
@@ -584,9 +605,10 @@ class Trainer:
     def describe(self) -> str:
         """One paragraph on what is about to run (for the log)."""
         config = self.config
+        unused = "" if self.s4gan else ", not used"
         data = (
-            f"{len(self.split.labelled)} labelled / {len(self.split.unlabelled)} unlabelled "
-            f"training images (labelled set: {self.split.source})"
+            f"{len(self.split.labelled)} labelled / {len(self.split.unlabelled)} unlabelled"
+            f"{unused} training images (labelled set: {self.split.source})"
         )
         precision = "bf16 autocast" if self.amp else "fp32"
         layout = "channels_last" if self.channels_last else "contiguous"
@@ -709,8 +731,10 @@ def _postfix(record: dict[str, Any]) -> dict[str, str]:
 
 __all__ = [
     "BEST",
+    "LABELLED_FILE",
     "LATEST",
     "STAT_KEYS",
+    "UNLABELLED_FILE",
     "Trainer",
     "batchnorm_frozen",
     "build_generator",
