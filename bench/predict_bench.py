@@ -32,7 +32,7 @@ import numpy as np
 def write_raster(path: Path, size: int, seed: int) -> None:
     """A size x size RGB uint8 GeoTIFF with field-like texture, written 256 rows at a time."""
     import rasterio
-    from rasterio.transform import from_origin
+    from affine import Affine
     from rasterio.windows import Window
 
     rng = np.random.default_rng(seed)
@@ -43,7 +43,7 @@ def write_raster(path: Path, size: int, seed: int) -> None:
         "count": 3,
         "dtype": "uint8",
         "crs": "EPSG:32633",
-        "transform": from_origin(500_000.0, 4_600_000.0, 0.5, 0.5),
+        "transform": Affine(0.5, 0.0, 500_000.0, 0.0, -0.5, 4_600_000.0),
         "tiled": True,
         "blockxsize": 256,
         "blockysize": 256,

@@ -152,8 +152,10 @@ def make_run(
     best = best_step if best_step is not None else last
     (checkpoints / "best.pt").write_bytes((checkpoints / f"step_{best:06d}.pt").read_bytes())
     (checkpoints / "latest.pt").write_bytes((checkpoints / f"step_{last:06d}.pt").read_bytes())
+    train_ids = build_dataset("synthetic", root, "train").ids
+    if not selection:  # what 'als4gan train --labeled-ratio' records
+        write_ids(run_dir / "train_labeled.txt", train_ids[-3:])
     if selection:
-        train_ids = build_dataset("synthetic", root, "train").ids
         chosen = train_ids[:4]
         write_ids(run_dir / "selection" / "labeled.txt", chosen)
         write_ids(run_dir / "selection" / "unlabeled.txt", train_ids[4:])

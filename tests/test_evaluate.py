@@ -55,7 +55,7 @@ def test_metrics_match_hand_computed_confusion(
     dataset = build_dataset("synthetic", synthetic_root, "test")
     expected = np.zeros((6, 6), dtype=np.int64)
     for sample in dataset:
-        probs = predict_probs(model, sample["image"][None], 6, window or None, 1 / 3)
+        probs = predict_probs(model, sample["image"][None], 6, window or None, 0.33)
         pred = probs[0].argmax(0).numpy()
         expected += hand_confusion(pred, sample["mask"].numpy(), 6)
     assert metrics["confusion_matrix"] == expected.tolist()
@@ -189,6 +189,11 @@ def test_errors_are_clear(
     assert "does not exist" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    moved = make_checkpoint(
+        tmp_path / "moved.pt", synthetic_root, config={"root": str(tmp_path / "gone")}
+    )
+    assert main(["evaluate", "--checkpoint", str(moved), "--out", str(tmp_path / "o3")]) == 2
+    assert "recorded at training time" in capsys.readouterr().err
 
 
 def test_crf_needs_the_extra(

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from PIL import Image
-from rasterio.transform import from_origin
 
 from als4gan.cli import main
 from als4gan.inference import tent_profile
@@ -103,7 +103,7 @@ def write_geotiff(path: Path, pixels: np.ndarray, nodata: float | None = None) -
         count=pixels.shape[0],
         dtype=pixels.dtype,
         crs="EPSG:32633",
-        transform=from_origin(500_000.0, 4_600_000.0, 0.5, 0.5),
+        transform=Affine(0.5, 0.0, 500_000.0, 0.0, -0.5, 4_600_000.0),
         nodata=nodata,
     ) as dst:
         dst.write(pixels)
@@ -158,7 +158,7 @@ def test_predict_geotiff_keeps_georeference_and_matches_png_path(
     # separate calls: the second input may not reuse the first one's output name
     with rasterio.open(out / "scene_classes.tif") as classes:
         assert classes.crs.to_epsg() == 32633
-        assert classes.transform == from_origin(500_000.0, 4_600_000.0, 0.5, 0.5)
+        assert classes.transform == Affine(0.5, 0.0, 500_000.0, 0.0, -0.5, 4_600_000.0)
         assert (classes.count, classes.dtypes[0], classes.nodata) == (1, "uint8", 255)
         assert classes.colormap(1)[4][:3] == (0, 0, 255)  # water, from the class table
         assert json.loads(classes.tags()["class_names"])[0] == "urban"

@@ -98,11 +98,11 @@ def test_report_holds_every_section_and_images_decode(runs: list[Path], tmp_path
     assert "http://" not in text.replace("http://www.w3.org", "") and "https://" not in text
     images = decode_all(parser.images)
     # comparison: 2 charts; seeded runs: losses, val curve, per-class, confusion, sheet,
-    # predictions (6 each); random run: no eval so no confusion and no sheet (4)
-    assert len(images) == 2 + 6 + 6 + 4
+    # predictions (6 each); random run: no eval so no confusion matrix (5)
+    assert len(images) == 2 + 6 + 6 + 5
     # the two entropy seeds form one group with mean ± sd; the random run has no test score
     assert "± " in text and "n=0" not in text
-    assert "random subset" in text
+    assert "random subset" in text and "3 randomly drawn labelled images" in text
     assert "No confusion matrix" in text  # the random run was not evaluated
     assert "test mIoU" in text
 

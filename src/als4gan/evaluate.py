@@ -186,6 +186,11 @@ def resolve_data_source(
             "no dataset root given and none recorded in the checkpoint: pass --root DIR "
             "(the folder written by 'als4gan prepare')"
         )
+    if not root and not Path(str(chosen_root)).is_dir():
+        raise ConfigError(
+            f"the dataset root recorded at training time ({chosen_root}) does not exist from "
+            f"here ({Path.cwd()}); pass --root DIR (and --dataset if needed)"
+        )
     chosen_options = {
         key: recorded[key] for key in DATASET_OPTION_KEYS if key in recorded and same_dataset
     }

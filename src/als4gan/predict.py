@@ -331,10 +331,7 @@ class ArraySource:
         """(H, W, 3) ``uint8`` for overlays."""
         from als4gan.report.images import display_rgb
 
-        return display_rgb(
-            scale_to_unit(self.pixels) if self.dtype != np.uint8 else self.pixels / 255.0,
-            stretch=self.dtype != np.uint8,
-        )
+        return display_rgb(scale_to_unit(self.pixels), stretch=self.dtype != np.uint8)
 
 
 class RasterSource:

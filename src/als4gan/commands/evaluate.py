@@ -40,13 +40,15 @@ class EvaluateConfig:
     split: str = option("test", "split to score: name under ROOT/splits, a .txt id list, or all")
     window: int | None = option(
         None,
-        "sliding-window side in pixels; 0 = whole images (default: the checkpoint's training crop)",
+        "sliding-window side in pixels; 0 = whole images; none = the checkpoint's training crop",
         metavar="PX",
     )
-    overlap: float = option(1 / 3, "overlap fraction between neighbouring windows")
+    overlap: float = option(0.33, "overlap fraction between neighbouring windows")
     batch_size: int = option(4, "windows (or same-sized images) per forward pass")
     device: str = option("auto", "torch device: auto, cpu, cuda, cuda:N, mps")
-    amp: str = option("auto", "bf16 autocast: auto (only where fast), bf16, off")
+    amp: str = option(
+        "auto", "bf16 autocast: auto (only where fast), bf16, off", choices=("auto", "bf16", "off")
+    )
     crf: bool = option(False, "DenseCRF post-processing (needs: pip install 'als4gan[crf]')")
     crf_iterations: int = option(5, "mean-field iterations of the CRF")
     all_checkpoints: bool = option(

@@ -38,12 +38,14 @@ class PredictConfig:
     """Options of ``als4gan predict``."""
 
     window: int | None = option(
-        None, "tile side in pixels (default: the checkpoint's training crop)", metavar="PX"
+        None, "tile side in pixels; none = the checkpoint's training crop", metavar="PX"
     )
     overlap: float = option(0.25, "overlap fraction between neighbouring tiles (blended)")
     batch_size: int = option(4, "tiles per forward pass")
     device: str = option("auto", "torch device: auto, cpu, cuda, cuda:N, mps")
-    amp: str = option("auto", "bf16 autocast: auto (only where fast), bf16, off")
+    amp: str = option(
+        "auto", "bf16 autocast: auto (only where fast), bf16, off", choices=("auto", "bf16", "off")
+    )
     confidence: bool = option(False, "also write the confidence (max probability) raster")
     overlay: bool = option(False, "also write the class colours over the input image")
     preview_size: int = option(2048, "longest side of the PNG previews of GeoTIFF inputs")

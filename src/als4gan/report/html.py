@@ -113,10 +113,11 @@ def data_uri(data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def figure(data: bytes, caption: str, alt: str) -> str:
-    """An embedded image with its caption."""
+def figure(data: bytes, caption: str, alt: str, css: str = "") -> str:
+    """An embedded image with its caption (``css``: extra class, e.g. ``half``)."""
+    attribute = f' class="{css}"' if css else ""
     return (
-        f'<figure><img src="{data_uri(data)}" alt="{esc(alt)}">'
+        f'<figure{attribute}><img src="{data_uri(data)}" alt="{esc(alt)}">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
@@ -202,6 +203,7 @@ def section_curves(run: RunInfo) -> str:
                 ),
                 esc(caption) + ".",
                 "validation mIoU",
+                css="half",
             )
         )
     if not parts:
@@ -358,11 +360,24 @@ def section_selection(run: RunInfo) -> str:
         )
     ratio = run.config.get("labeled_ratio")
     if ratio is not None:
-        return note(
+        text = note(
             f"No active selection for this run: it trained on a <b>random subset</b> of "
             f"{pct(ratio, 3).rstrip('0').rstrip('.')} % of the training images "
-            f"(seed {esc(run.config.get('seed'))}), so there is no contact sheet."
+            f"(seed {esc(run.config.get('seed'))})."
         )
+        if run.trained_ids:
+            ids = run.trained_ids
+            more = f" (first {SHEET_LIMIT} shown)" if len(ids) > SHEET_LIMIT else ""
+            text += _guard(
+                lambda: figure(
+                    _selection_sheet_from_dataset(run, ids),
+                    f"The {len(ids)} randomly drawn labelled images "
+                    f"(<code>train_labeled.txt</code>){more}.",
+                    "randomly drawn labelled images",
+                ),
+                "the contact sheet",
+            )
+        return text
     return note(
         "No selection found: this run folder has no <code>selection/labeled.txt</code> "
         "(run <code>als4gan select ... --out RUN_DIR</code> to make one)."

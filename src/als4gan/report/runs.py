@@ -52,6 +52,7 @@ class RunInfo:
     evals: dict[str, dict[str, Any]] = field(default_factory=dict)
     checkpoint_selection: dict[str, Any] | None = None
     selection_ids: list[str] | None = None
+    trained_ids: list[str] | None = None
     selection_meta: dict[str, Any] | None = None
     contact_sheet: Path | None = None
     checkpoint: Path | None = None
@@ -164,6 +165,10 @@ def load_run(path: str | Path, name: str | None = None) -> RunInfo:
     if (selection / "selection.json").is_file():
         meta = _read(selection / "selection.json", read_json, problems)
         info.selection_meta = meta if isinstance(meta, dict) else None
+    if (folder / "train_labeled.txt").is_file():
+        from als4gan.io import read_ids
+
+        info.trained_ids = _read(folder / "train_labeled.txt", read_ids, problems)
     if (selection / "contact_sheet.png").is_file():
         info.contact_sheet = selection / "contact_sheet.png"
     for candidate in ("best.pt", "latest.pt"):
