@@ -286,3 +286,25 @@ def test_classes_file_must_match_the_checkpoint(
     classes = np.asarray(Image.open(tmp_path / "out" / f"{image.stem}_classes.png"))
     color = np.asarray(Image.open(tmp_path / "out" / f"{image.stem}_color.png").convert("RGB"))
     assert np.array_equal(color[:64, :64], np.array(colors, dtype=np.uint8)[classes])
+
+
+def test_interrupted_raster_leaves_no_partial_outputs(tmp_path: Path) -> None:
+    from als4gan.data.synthetic import SYNTHETIC_CLASSES
+    from als4gan.predict import PredictSettings, predict_file
+
+    pixels = np.random.default_rng(5).integers(0, 256, (3, 120, 120), dtype=np.uint8)
+    write_geotiff(tmp_path / "scene.tif", pixels)
+    calls: list[int] = []
+
+    def failing(tiles: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return np.full((tiles.shape[0], 6, *tiles.shape[2:]), 1 / 6, dtype=np.float32)
+
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = PredictSettings(window=32, batch_size=2, confidence=True)
+    with pytest.raises(KeyboardInterrupt):
+        predict_file(tmp_path / "scene.tif", "scene", out, failing, SYNTHETIC_CLASSES, 3, settings)
+    assert sorted(p.name for p in out.iterdir()) == []

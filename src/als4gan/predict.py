@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -483,15 +484,21 @@ def predict_tiles(
     norm_x = _coverage(width, grid.lefts, tile_w)
     weight = np.outer(tent_profile(tile_h).numpy(), tent_profile(tile_w).numpy())
     counts = np.zeros(num_classes, dtype=np.int64)
-    carry = np.zeros((num_classes, 0, width), dtype=np.float32)
     lefts = grid.lefts
+    # Rows shared with the next band, summed over every band so far. One buffer, updated in
+    # place column segment by column segment (each segment is read before it is rewritten).
+    bottoms = [top + tile_h for top in grid.tops]
+    shared = [
+        bottom - after for bottom, after in zip(bottoms, [*grid.tops[1:], height], strict=True)
+    ]
+    carry = np.zeros((num_classes, max(shared), width), dtype=np.float32)
+    carry_rows = 0
     for band_index, top in enumerate(grid.tops):
         bottom = top + tile_h
         next_top = grid.tops[band_index + 1] if band_index + 1 < len(grid.tops) else height
         final_rows = next_top - top
         strip_classes = np.empty((final_rows, width), dtype=np.uint8)
         strip_confidence = np.empty((final_rows, width), dtype=np.float32)
-        next_carry = np.zeros((num_classes, bottom - next_top, width), dtype=np.float32)
         column = np.zeros((num_classes, tile_h, tile_w), dtype=np.float32)
         for chunk_start in range(0, len(lefts), batch_size):
             chunk = range(chunk_start, min(chunk_start + batch_size, len(lefts)))
@@ -502,14 +509,14 @@ def predict_tiles(
                 column += probs[offset] * weight
                 end = lefts[j + 1] if j + 1 < len(lefts) else width
                 segment = column[:, :, : end - left]
-                if carry.shape[1]:
-                    segment[:, : carry.shape[1]] += carry[:, :, left:end]
+                if carry_rows:
+                    segment[:, :carry_rows] += carry[:, :carry_rows, left:end]
                 done = segment[:, :final_rows] / (
                     norm_y[top:next_top, None] * norm_x[None, left:end]
                 )
                 strip_classes[:, left:end] = done.argmax(axis=0)
                 strip_confidence[:, left:end] = done.max(axis=0)
-                next_carry[:, :, left:end] = segment[:, final_rows:]
+                carry[:, : tile_h - final_rows, left:end] = segment[:, final_rows:]
                 if j + 1 < len(lefts):
                     shift = lefts[j + 1] - left
                     shifted = np.zeros_like(column)
@@ -517,7 +524,7 @@ def predict_tiles(
                     column = shifted
             if on_tiles is not None:
                 on_tiles(len(chunk))
-        carry = next_carry
+        carry_rows = bottom - next_top
         valid = source.valid(top, final_rows)
         if valid is not None:
             strip_classes[~valid] = IGNORE_INDEX
@@ -591,6 +598,10 @@ class _BlockRowWriter:
 class GeoTiffSink:
     """Writes class, colour and confidence GeoTIFFs by windows (georeference of the input kept).
 
+    Each file is written under a temporary name next to its destination and moved into place by
+    :meth:`close` only when everything was written, so an interrupted run never leaves a
+    truncated raster under the final name.
+
     Args:
         source: The streamed input (CRS and transform are copied from it).
         paths: Output paths: ``classes`` and ``color`` always, ``confidence`` optionally.
@@ -615,19 +626,23 @@ class GeoTiffSink:
             "BIGTIFF": "IF_SAFER",
         }
         self.writers: dict[str, _BlockRowWriter] = {}
+        self.moves = {
+            key: (path.with_name(f".{path.name}.partial"), path) for key, path in paths.items()
+        }
+        temporary = {key: move[0] for key, move in self.moves.items()}
         classes = rasterio.open(
-            paths["classes"], "w", count=1, dtype="uint8", nodata=IGNORE_INDEX, **base
+            temporary["classes"], "w", count=1, dtype="uint8", nodata=IGNORE_INDEX, **base
         )
         classes.write_colormap(1, {i: (*table.colors[i], 255) for i in range(table.num_classes)})
         classes.update_tags(class_names=json.dumps(list(table.names)), software="als4gan")
         classes.set_band_description(1, "class index (255 = no data)")
         self.writers["classes"] = _BlockRowWriter(classes, 1, np.dtype("uint8"), source.width)
         color = rasterio.open(
-            paths["color"], "w", count=3, dtype="uint8", photometric="RGB", **base
+            temporary["color"], "w", count=3, dtype="uint8", photometric="RGB", **base
         )
         self.writers["color"] = _BlockRowWriter(color, 3, np.dtype("uint8"), source.width)
         if "confidence" in paths:
-            confidence = rasterio.open(paths["confidence"], "w", count=1, dtype="uint8", **base)
+            confidence = rasterio.open(temporary["confidence"], "w", count=1, dtype="uint8", **base)
             confidence.scales = (1 / 255,)
             confidence.set_band_description(1, "max class probability x 255")
             self.writers["confidence"] = _BlockRowWriter(
@@ -644,10 +659,15 @@ class GeoTiffSink:
             scaled = (np.clip(confidence, 0, 1) * 255 + 0.5).astype(np.uint8)
             self.writers["confidence"].add(scaled[None])
 
-    def close(self) -> None:
-        """Flush and close every output."""
+    def close(self, complete: bool = True) -> None:
+        """Flush and close every output; move them into place when ``complete``, else delete."""
         for writer in self.writers.values():
             writer.close()
+        for temporary, final in self.moves.values():
+            if complete:
+                os.replace(temporary, final)
+            else:
+                temporary.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- per input
@@ -751,8 +771,10 @@ def predict_file(
                         settings.batch_size,
                         on_tiles,
                     )
-                finally:
-                    sink.close()
+                except BaseException:
+                    sink.close(complete=False)
+                    raise
+                sink.close()
                 preview, image = _preview_from_rasters(source, outputs["classes"], settings)
             summary.update(_describe_georef(source))
             shares = _shares(counts)
