@@ -59,6 +59,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "validation, checkpoints and logging": (
         "val_split",
         "val_every",
+        "val_window",
         "checkpoint_every",
         "stop_after",
         "tensorboard",
@@ -75,6 +76,7 @@ RESUMABLE_OVERRIDES = frozenset(
         "stop_after",
         "checkpoint_every",
         "val_every",
+        "val_window",
         "root",
     }
 )
@@ -164,6 +166,10 @@ class TrainConfig:
     # validation, checkpoints, logging
     val_split: str = option("val", "validation split for checkpoint choice (never test)")
     val_every: int = option(1000, "validate every K iterations (and at the end); 0 = never")
+    val_window: int | None = option(
+        None,
+        "validation sliding-window side (default: the crop size); 0 = whole images in one pass",
+    )
     checkpoint_every: int = option(1000, "write checkpoints/latest.pt every K iterations")
     stop_after: int | None = option(
         None, "stop (resumably) after N iterations in this invocation; continue with --resume"
@@ -241,6 +247,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        if self.val_window is not None and self.val_window < 0:
+            raise ConfigError(f"--val-window must be >= 0, got {self.val_window}")
         if self.val_every < 0 or self.checkpoint_every < 0:
             raise ConfigError("--val-every and --checkpoint-every must be >= 0 (0 = never)")
         if self.stop_after is not None and self.stop_after < 1:

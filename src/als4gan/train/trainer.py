@@ -484,6 +484,13 @@ class Trainer:
             for buffer in self.generator.buffers():
                 dist.broadcast(buffer, src=0)
 
+    def validation_window(self) -> int | None:
+        """Sliding-window side for validation (None = whole images in one pass)."""
+        window = self.config.val_window
+        if window is None:
+            return self.config.crop_size
+        return window or None
+
     def run_validation(self) -> dict[str, Any]:
         """Validate the generator on the validation split and record the result."""
         assert self.val_set is not None
@@ -492,7 +499,7 @@ class Trainer:
             self.generator,
             self.val_set,
             self.context,
-            window=self.config.crop_size,
+            window=self.validation_window(),
             amp=self.amp,
             channels_last=self.channels_last,
             show_progress=self.show_progress,
@@ -605,11 +612,13 @@ class Trainer:
     def describe(self) -> str:
         """One paragraph on what is about to run (for the log)."""
         config = self.config
-        unused = "" if self.s4gan else ", not used"
+        labelled, unlabelled = len(self.split.labelled), len(self.split.unlabelled)
         data = (
-            f"{len(self.split.labelled)} labelled / {len(self.split.unlabelled)} unlabelled"
-            f"{unused} training images (labelled set: {self.split.source})"
+            f"{labelled} labelled / {unlabelled} unlabelled training images"
+            if self.s4gan
+            else f"{labelled} labelled training images ({unlabelled} unlabelled ones not used)"
         )
+        data += f" (labelled set: {self.split.source})"
         precision = "bf16 autocast" if self.amp else "fp32"
         layout = "channels_last" if self.channels_last else "contiguous"
         processes = f", {self.context.world_size} processes" if self.context.enabled else ""

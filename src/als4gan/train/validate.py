@@ -20,7 +20,7 @@ def validate(
     dataset: SegmentationDataset,
     context: DistributedContext,
     *,
-    window: int,
+    window: int | None,
     amp: bool = False,
     channels_last: bool = False,
     show_progress: bool = True,
@@ -36,7 +36,7 @@ def validate(
             mode).
         dataset: The validation split (full images, no augmentation).
         context: Distributed context.
-        window: Sliding-window side.
+        window: Sliding-window side (None: whole images in one pass).
         amp: bf16 autocast.
         channels_last: Feed channels_last inputs.
         show_progress: Progress bar on the main process.
