@@ -238,3 +238,12 @@ def test_tensorboard_on_without_the_package_is_a_clear_error() -> None:
         assert check_tensorboard("auto") is False
         with pytest.raises(ConfigError, match=r"pip install 'als4gan\[tensorboard\]'"):
             check_tensorboard("on")
+
+
+def test_random_budget_equals_active_selection_budget() -> None:
+    # SPEC defect 8: random and active labelled sets must have the same size
+    budget_module = pytest.importorskip("als4gan.active.budget")
+    for count in (9, 22, 100, 179, 1679):
+        for ratio in (0.02, 0.05, 0.07, 0.1, 0.125, 0.3, 1.0):
+            plan = budget_module.plan_budget(count, labeled_ratio=ratio)
+            assert labelled_budget(ratio, count) == plan.budget, (ratio, count)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from als4gan.config import option
 from als4gan.errors import ConfigError
@@ -260,6 +261,9 @@ class TrainConfig:
 def labelled_budget(ratio: float, num_images: int) -> int:
     """Number of labelled images B = ceil(ratio x N) (SPEC stage 1; the same B for random sets).
 
-    A tiny tolerance keeps float noise from adding an image (0.07 x 100 = 7.000000000000001).
+    The ratio is taken as the decimal number the user typed (``0.07`` is exactly 7/100, as in
+    active selection's budget arithmetic), so binary rounding cannot add an image:
+    ``0.07 * 100 == 7.000000000000001`` in floats.
     """
-    return max(1, min(num_images, math.ceil(ratio * num_images - 1e-9)))
+    exact = Fraction(repr(ratio)) if isinstance(ratio, float) else Fraction(ratio)
+    return max(1, min(num_images, math.ceil(exact * num_images)))
