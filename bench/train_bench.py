@@ -129,20 +129,37 @@ def passes_only(trainer: Trainer) -> Callable[[], None]:
     return step
 
 
+def _call(step: Callable[[], object], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
 def timed(step: Callable[[], object], warmup: int, repeats: int, device: torch.device) -> float:
     """Median seconds per call after ``warmup`` calls."""
-    for _ in range(warmup):
-        step()
-    times = []
+    return timed_together({"step": step}, warmup, repeats, device)["step"]
+
+
+def timed_together(
+    steps: dict[str, Callable[[], object]], warmup: int, repeats: int, device: torch.device
+) -> dict[str, float]:
+    """Median seconds per call of each step, the steps taking turns.
+
+    Alternating the steps inside every repetition exposes them to the same background load, so
+    their ratios stay meaningful on a shared machine.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, step in steps.items():
+            times[name].append(_call(step, device))
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def full_step(trainer: Trainer) -> Callable[[], object]:
@@ -159,8 +176,11 @@ def bench_backbone(
     default_mode = ("bf16" if trainer.amp else "fp32") + (
         "+channels_last" if trainer.channels_last else ""
     )
-    results["full"] = timed(full_step(trainer), warmup, repeats, device)
-    results["passes"] = timed(passes_only(trainer), warmup, repeats, device)
+    results.update(
+        timed_together(
+            {"full": full_step(trainer), "passes": passes_only(trainer)}, warmup, repeats, device
+        )
+    )
     results["overhead"] = results["full"] / results["passes"]
     print(
         f"{backbone:>9} | full s4GAN step {results['full']:7.2f} s/it | passes alone "
@@ -174,9 +194,12 @@ def bench_backbone(
         "fp32+channels_last": ("off", "on"),
         "bf16+channels_last": ("bf16", "on"),
     }
-    for name, (amp, layout) in settings.items():
-        mode_trainer = make_trainer(root, backbone, 2, device, amp=amp, channels_last=layout)
-        results[name] = timed(passes_only(mode_trainer), warmup, repeats, device)
+    steps = {
+        name: passes_only(make_trainer(root, backbone, 2, device, amp=amp, channels_last=layout))
+        for name, (amp, layout) in settings.items()
+    }
+    results.update(timed_together(steps, warmup, repeats, device))
+    for name in settings:
         print(f"{'':>9} | passes in {name:<19} {results[name]:7.2f} s", flush=True)
     results["channels_last_speedup"] = results["fp32"] / results["fp32+channels_last"]
     results["bf16_speedup"] = results["fp32"] / results["bf16+channels_last"]

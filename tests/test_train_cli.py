@@ -139,7 +139,8 @@ def test_finished_and_unfinished_runs_are_not_overwritten(
     synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    args = ("--labeled-ratio", "0.1", "--iterations", "1", "--val-every", "0")
+    base = ("--labeled-ratio", "0.1", "--method", "supervised", "--val-every", "0")
+    args = (*base, "--iterations", "1")
     assert train(synthetic_root, run, *args) == 0
     before = (run / "checkpoints" / "latest.pt").stat().st_mtime_ns
     capsys.readouterr()
@@ -150,10 +151,10 @@ def test_finished_and_unfinished_runs_are_not_overwritten(
     assert "nothing to resume" in capsys.readouterr().out
     # an unfinished run asks for --resume or --force
     paused = tmp_path / "paused"
-    assert train(synthetic_root, paused, *args[:2], "--iterations", "3", "--stop-after", "1") == 0
+    assert train(synthetic_root, paused, *base, "--iterations", "3", "--stop-after", "1") == 0
     assert read_json(paused / "status.json")["train"]["state"] == "stopped"
     capsys.readouterr()
-    assert train(synthetic_root, paused, *args[:2], "--iterations", "3") == 2
+    assert train(synthetic_root, paused, *base, "--iterations", "3") == 2
     assert "--resume" in capsys.readouterr().err
     # --force starts over
     assert train(synthetic_root, paused, *args, "--force") == 0
@@ -260,6 +261,8 @@ def test_kill_during_checkpoint_write_keeps_previous_and_resumes(
         "--out",
         str(run),
         *FAST,
+        "--method",
+        "supervised",  # the checkpoint writing is the same for both methods, and cheaper
         "--labeled-ratio",
         "0.1",
         "--iterations",
@@ -307,3 +310,28 @@ def test_missing_root_and_bad_pretrained_are_clear_errors(
     )
     assert code == 2
     assert "download.pytorch.org" in capsys.readouterr().err
+
+
+def test_sigint_stops_at_an_iteration_boundary(synthetic_root: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "als4gan", "train", "--root", str(synthetic_root)]
+    command += ["--out", str(run), *FAST, "--method", "supervised", "--labeled-ratio", "0.1"]
+    command += ["--iterations", "200", "--val-every", "0"]
+    env = {**os.environ, "ALS4GAN_NO_PROGRESS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and metrics.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err.decode()[-2000:]
+    assert b"stop requested" in err
+    status = read_json(run / "status.json")["train"]
+    assert status["state"] == "stopped"
+    step = load_checkpoint(run / "checkpoints" / "latest.pt")["step"]
+    assert step == status["step"] >= 1
+    assert [r["step"] for r in train_records(run)] == list(range(1, step + 1))
