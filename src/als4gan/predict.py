@@ -167,10 +167,10 @@ def checkpoint_class_table(meta: Mapping[str, Any], num_classes: int) -> ClassTa
     import matplotlib
 
     cmap = matplotlib.colormaps["tab20"]
-    colors = tuple(
-        tuple(int(255 * c) for c in cmap(index % 20)[:3]) for index in range(num_classes)
+    colors = [[int(255 * c) for c in cmap(index % 20)[:3]] for index in range(num_classes)]
+    return ClassTable.from_dict(
+        {"names": [f"class {i}" for i in range(num_classes)], "colors": colors}
     )
-    return ClassTable(tuple(f"class {i}" for i in range(num_classes)), colors)  # type: ignore[arg-type]
 
 
 def match_class_table(model_table: ClassTable, requested: ClassTable, source: str) -> ClassTable:

@@ -155,7 +155,7 @@ def _class_table(run: RunInfo, names: Sequence[str]) -> ClassTable | None:
     for metrics in run.evals.values():
         colors = metrics.get("class_colors")
         if isinstance(colors, list) and len(colors) == len(names):
-            return ClassTable(tuple(names), tuple(tuple(int(v) for v in c[:3]) for c in colors))  # type: ignore[misc]
+            return ClassTable.from_dict({"names": list(names), "colors": colors})
     return None
 
 
@@ -422,7 +422,7 @@ def prediction_examples_png(run: RunInfo, options: ReportOptions) -> tuple[bytes
     ids = _evenly_spaced(dataset.ids, options.examples)
     table_ = dataset.classes
     rows = len(ids)
-    fig = plots._figure(10.5, 3.4 * rows + 0.6)
+    fig = plots.new_figure(10.5, 3.4 * rows + 0.6)
     axes = np.atleast_2d(fig.subplots(rows, 3, squeeze=False))
     titles = ("image", "ground truth", "prediction")
     for row, sample_id in enumerate(ids):

@@ -36,7 +36,8 @@ LOSS_LABELS = {
 Series = tuple[str, Sequence[float], Sequence[float]]
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib Figure (inches) with constrained layout, not attached to pyplot."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
@@ -92,7 +93,7 @@ def confusion_matrix_png(
         share = np.where(rows > 0, counts / np.where(rows > 0, rows, 1), np.nan)
     size = len(class_names)
     side = min(12.0, 2.2 + 0.75 * size)
-    fig = _figure(side + 1.0, side)
+    fig = new_figure(side + 1.0, side)
     ax = fig.add_subplot()
     image = ax.imshow(np.nan_to_num(share), cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(size), labels=list(class_names), rotation=35, ha="right", fontsize=9)
@@ -124,7 +125,7 @@ def curves_png(
     markers: bool = False,
 ) -> bytes:
     """One axes of lines (label, x, y), e.g. validation mIoU of several runs."""
-    fig = _figure(7.0, 3.6)
+    fig = new_figure(7.0, 3.6)
     ax = fig.add_subplot()
     _style(ax)
     for index, (label, xs, ys) in enumerate(series):
@@ -151,7 +152,7 @@ def loss_curves_png(steps: Sequence[float], losses: Mapping[str, Sequence[float]
     keys = list(losses)
     columns = min(3, max(1, len(keys)))
     rows = math.ceil(len(keys) / columns)
-    fig = _figure(3.4 * columns, 2.5 * rows + 0.2)
+    fig = new_figure(3.4 * columns, 2.5 * rows + 0.2)
     axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
     window = max(1, len(steps) // 50)
     for index, key in enumerate(keys):
@@ -183,7 +184,7 @@ def per_class_bars_png(
     """
     size = len(class_names)
     count = max(1, len(series))
-    fig = _figure(7.0, 0.8 + size * (0.32 + 0.16 * count))
+    fig = new_figure(7.0, 0.8 + size * (0.32 + 0.16 * count))
     ax = fig.add_subplot()
     _style(ax)
     ax.grid(True, axis="x", color="#e5e7eb")
@@ -235,7 +236,7 @@ def group_bars_png(
     ylabel: str,
 ) -> bytes:
     """Bars of a mean (in [0, 1]) with a ±spread whisker per group, annotated with n."""
-    fig = _figure(max(5.0, 1.1 * len(labels) + 2.0), 3.6)
+    fig = new_figure(max(5.0, 1.1 * len(labels) + 2.0), 3.6)
     ax = fig.add_subplot()
     _style(ax)
     ax.grid(False, axis="x")
@@ -243,7 +244,18 @@ def group_bars_png(
     values = 100 * np.asarray(means, dtype=np.float64)
     errors = 100 * np.nan_to_num(np.asarray(spreads, dtype=np.float64))
     colours = [PALETTE[index % len(PALETTE)] for index in range(len(labels))]
-    ax.bar(positions, values, yerr=errors, color=colours, alpha=0.85, capsize=4, width=0.6)
+    ax.bar(positions, values, color=colours, alpha=0.85, width=0.6)
+    repeated = np.asarray(counts) > 1
+    if repeated.any():  # whiskers only where there is a spread to show
+        ax.errorbar(
+            positions[repeated],
+            values[repeated],
+            yerr=errors[repeated],
+            fmt="none",
+            ecolor="#111827",
+            capsize=4,
+            linewidth=1.2,
+        )
     for position, value, error, count in zip(positions, values, errors, counts, strict=True):
         ax.text(
             position,
