@@ -252,8 +252,19 @@ def _image_batches(
         yield pending
 
 
+def trained_names(meta: Mapping[str, Any]) -> list[str]:
+    """Class names recorded with the checkpoint (empty when unknown)."""
+    described = meta.get("dataset")
+    if isinstance(described, Mapping) and isinstance(described.get("classes"), Mapping):
+        return [str(name) for name in described["classes"].get("names", [])]
+    return []
+
+
 def check_compatible(
-    model_spec: Mapping[str, Any], dataset: SegmentationDataset, checkpoint: str
+    model_spec: Mapping[str, Any],
+    dataset: SegmentationDataset,
+    checkpoint: str,
+    checkpoint_meta: Mapping[str, Any] | None = None,
 ) -> None:
     """Refuse a dataset whose bands or class count differ from the model's.
 
@@ -267,6 +278,16 @@ def check_compatible(
             f"{checkpoint} predicts {model_classes} classes but dataset '{dataset.name}' at "
             f"{dataset.root} has {dataset.num_classes} ({', '.join(dataset.classes.names)}). "
             "Evaluate on the dataset the model was trained for (--dataset/--root)."
+        )
+    trained = trained_names(checkpoint_meta or {})
+    if trained and tuple(trained) != tuple(dataset.classes.names):
+        log.warning(
+            "%s was trained on classes (%s) but dataset '%s' names them (%s); scores are "
+            "computed by class index",
+            checkpoint,
+            ", ".join(trained),
+            dataset.name,
+            ", ".join(dataset.classes.names),
         )
     if model_bands != dataset.in_channels:
         raise CheckpointError(
@@ -364,7 +385,7 @@ def evaluate_checkpoint(
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     dataset = source.build(split)
-    check_compatible(meta.get("model_spec") or {}, dataset, meta["path"])
+    check_compatible(meta.get("model_spec") or {}, dataset, meta["path"], meta)
     run_settings = dataclasses.replace(settings, window=resolve_window(window, meta))
     started = time.perf_counter()
     step = meta.get("step")

@@ -416,7 +416,7 @@ def prediction_examples_png(run: RunInfo, options: ReportOptions) -> tuple[bytes
     source = resolve_data_source(None, None, {}, meta, run.config)
     split = str(run.config.get("val_split") or "val")
     dataset = source.build(split)
-    check_compatible(meta.get("model_spec") or {}, dataset, str(run.checkpoint))
+    check_compatible(meta.get("model_spec") or {}, dataset, str(run.checkpoint), meta)
     window = resolve_window(options.window, meta)
     settings = EvalSettings(window=window, device=device, batch_size=2)
     ids = _evenly_spaced(dataset.ids, options.examples)
