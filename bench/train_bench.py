@@ -77,7 +77,7 @@ def make_trainer(
         channels_last=channels_last,
         device=str(device),
     )
-    run_dir = Path(tempfile.mkdtemp(prefix="train_bench_run_"))
+    run_dir = Path(tempfile.mkdtemp(prefix="run_", dir=root))  # removed with the data
     return Trainer(config, run_dir, DistributedContext(0, 0, 1, device), show_progress=False)
 
 
