@@ -84,7 +84,7 @@ def test_outputs_exist_and_are_consistent(entropy_run: Path, synthetic_root: Pat
         assert len(scores) == len(record["ids"])
         assert scores == sorted(scores, reverse=True)
         assert all(0 <= s <= math.log(6) + 1e-6 for s in scores)
-        assert record["train"]["epochs"] == (2 if record["round"] == 1 else 1)
+        assert record["train"]["epochs"] == 2  # refit full: every round trains all epochs
         assert record["histogram"]["images"] == len(record["ids"])
         assert sum(record["histogram"]["labels"].values()) == len(record["ids"])
     total = selection["labelled"]["histogram"]
@@ -258,7 +258,7 @@ def test_missing_root_is_explained(tmp_path: Path, capsys: Any) -> None:
 @pytest.mark.parametrize(
     ("strategy", "extra"),
     [
-        ("margin", ("--refit", "full")),
+        ("margin", ("--refit", "incremental", "--epochs", "3")),
         ("least-confidence", ("--refit", "reinit")),
         ("bald", ("--mc-samples", "3")),
         ("coreset", ()),
@@ -274,6 +274,8 @@ def test_each_model_strategy_runs(
     selection = read_json(out / "selection" / "selection.json")
     assert [len(r["ids"]) for r in selection["rounds"]] == [3, 2, 1]
     assert selection["acquisition"]["dropout"] == (0.5 if strategy == "bald" else 0.0)
+    epochs = [r["train"]["epochs"] for r in selection["rounds"][1:]]
+    assert epochs == ([3, 1] if "incremental" in extra else [1, 1])
     for record in selection["rounds"][1:]:
         assert record["scores"] == sorted(record["scores"], reverse=True) or strategy in (
             "coreset",

@@ -32,10 +32,10 @@ class SelectConfig:
     labeled_ratio: float | None = option(
         None,
         "share R of the pool to label: budget B = ceil(R x N); the paper uses 0.02, 0.05, "
-        f"0.125 (default {DEFAULT_LABELED_RATIO} when --budget is not given either)",
+        f"0.125; None = {DEFAULT_LABELED_RATIO} unless --budget is given",
         metavar="R",
     )
-    budget: int | None = option(None, "number of images to label (instead of R)", metavar="N")
+    budget: int | None = option(None, "number of images to label B (instead of R)", metavar="N")
     alpha: float = option(0.1, "initial random set: n0 = max(1, floor(alpha x B))")
     beta: float = option(0.5, "query size per round: q = max(1, ceil(beta x n0))")
     strategy: str = option(
@@ -81,13 +81,14 @@ class SelectConfig:
     )
     mirror: bool = option(True, "random horizontal mirror of training images")
     refit: str = option(
-        "incremental",
-        "per-round refit: full (reference: all labelled images, all epochs, weights carried "
-        "over), reinit (fresh weights each round), incremental (short fine-tune after round 1)",
+        "full",
+        "per-round refit: full (reference and default: all labelled images, all epochs, "
+        "weights carried over), reinit (fresh weights each round), incremental (short "
+        "fine-tune after round 1: about 3x faster, but a weaker model; see docs/selection.md)",
         choices=REFIT_MODES,
     )
     refit_epochs: int | None = option(
-        None, "incremental refit: epochs of each round after the first (default: epochs / 10)"
+        None, "incremental refit: epochs of each round after the first; None = ceil(epochs / 10)"
     )
     reduction: str = option(
         "mean",

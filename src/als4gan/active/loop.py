@@ -174,7 +174,13 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[
 
 
 def _clear_state(folder: Path) -> None:
-    for file in [folder / STATE_FILE, *folder.glob("acquisition_round*.pt")]:
+    """Remove resume state and the outputs of an earlier selection (a fresh start)."""
+    outputs = (LABELED_FILE, UNLABELED_FILE, SELECTION_FILE, SHEET_FILE, NAMES_FILE, TIMING_FILE)
+    for file in [
+        folder / STATE_FILE,
+        *folder.glob("acquisition_round*.pt"),
+        *(folder / name for name in outputs),
+    ]:
         file.unlink(missing_ok=True)
 
 
@@ -260,7 +266,7 @@ def run_selection(
     saved = PoolState.read(folder)
     resumed_from = 0
     timing_rounds: list[dict[str, Any]] = []
-    if saved is not None and (force or not resume or run_dir.is_done(STAGE)):
+    if force or not resume:  # a finished stage only gets here with force (checked above)
         _clear_state(folder)
     elif saved is not None:
         differences = _config_differences(saved.get("config", {}), config_dict)

@@ -113,8 +113,14 @@ class PoolState:
         self.labelled = []
         self._labelled_set = set()
         self.rounds = []
-        for record in state.get("rounds", []):
-            self.add_round(record["ids"], {k: v for k, v in record.items() if k != "ids"})
+        try:
+            for record in state.get("rounds", []):
+                self.add_round(record["ids"], {k: v for k, v in record.items() if k != "ids"})
+        except (ValueError, KeyError) as err:
+            raise DataError(
+                f"the saved selection state does not match the pool ({err}); was the split "
+                "file changed?"
+            ) from None
         if self.labelled != list(state.get("labelled", [])):
             raise DataError("the saved selection state is inconsistent (labelled ids vs rounds)")
 
