@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("ALS4GAN_NO_PROGRESS", "1")
+# Several tests start subprocesses (torchrun, CLI runs) that share the 2 CPU cores with pytest.
+# OpenMP threads that busy-wait for each other then slow a step down by an order of magnitude;
+# passive waiting keeps oversubscribed runs fast. Set before torch is imported anywhere.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 #: Real DeepGlobe samples shipped beside the repository (absent in a user's clone).
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -61,3 +61,14 @@ def test_run_dir_refuses_to_redo_finished_stage(tmp_path: Path) -> None:
         run.check_can_start("train", force=False)
     run.check_can_start("train", force=True)
     assert run.status()["train"]["best_miou"] == 0.5
+
+
+def test_atomic_files_get_umask_permissions_not_private(tmp_path: Path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "shared.txt", "x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o644
