@@ -165,9 +165,12 @@ def main() -> int:
     try:
         checkpoint = workdir / "model.pt"
         write_model(checkpoint, args.backbone, args.output_stride, window)
+        import torch
+
         print(
             f"model: {model_name}; window {window}, overlap {args.overlap}, "
-            f"batch {args.batch_size}, torch threads {os.cpu_count()} cpu(s)"
+            f"batch {args.batch_size}, {torch.get_num_threads()} torch threads, "
+            f"{os.cpu_count()} CPUs"
         )
         results = []
         for size in sizes:
