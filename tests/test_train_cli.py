@@ -338,3 +338,36 @@ def test_sigint_stops_at_an_iteration_boundary(synthetic_root: Path, tmp_path: P
     step = load_checkpoint(run / "checkpoints" / "latest.pt")["step"]
     assert step == status["step"] >= 1
     assert [r["step"] for r in train_records(run)] == list(range(1, step + 1))
+
+
+def test_s4gan_passes_labelled_and_unlabelled_batches_separately(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One pass over cat[x_l, x_u] would normalise labelled crops with unlabelled BatchNorm
+    # statistics, which measurably hurt (docs/training.md): G must see each batch on its own.
+    from als4gan.models.deeplab import DeepLabV2
+
+    seen: list[int] = []
+    original = DeepLabV2.forward
+
+    def recording_forward(self: DeepLabV2, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            seen.append(x.shape[0])
+        return original(self, x)
+
+    monkeypatch.setattr(DeepLabV2, "forward", recording_forward)
+    assert (
+        train(
+            synthetic_root,
+            tmp_path / "run",
+            "--labeled-ratio",
+            "0.2",
+            "--iterations",
+            "1",
+            "--val-every",
+            "0",
+        )
+        == 0
+    )
+    batch = int(FAST[FAST.index("--batch-size") + 1])
+    assert seen == [batch, batch]
