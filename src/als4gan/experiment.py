@@ -40,7 +40,7 @@ class DatasetSpec:
 
     Attributes:
         name: Dataset format (a key of ``als4gan.data.DATASETS``).
-        root: Prepared dataset root (relative paths are relative to the config file).
+        root: Prepared dataset root (relative paths are relative to the current directory).
         prepare: Optional ``{"kind": ..., **flags}`` for ``als4gan prepare KIND`` when ``root``
             holds no ``splits/`` yet (e.g. ``{"kind": "deepglobe", "src": ..., "tile_size": 0}``).
         options: Dataset options passed to every stage (``classes_file``, ``bands``).
@@ -68,7 +68,7 @@ class ExperimentSpec:
 
     Attributes:
         name: Experiment name (shown in tables and the report).
-        out: Output folder (relative to the config file unless absolute).
+        out: Output folder (relative to the current directory unless absolute).
         dataset: Data location and preparation.
         grid: Strategies x ratios x seeds x methods.
         select: Flags of ``als4gan select`` (option names as in ``--help``, with ``_``).
@@ -88,7 +88,7 @@ class ExperimentSpec:
     base_dir: Path = field(default_factory=Path.cwd)
 
     def path(self, value: str) -> Path:
-        """Resolve a path from the config relative to the config file's folder."""
+        """Resolve a path from the config (relative paths: from the directory run from)."""
         candidate = Path(value).expanduser()
         return candidate if candidate.is_absolute() else (self.base_dir / candidate)
 
@@ -180,7 +180,7 @@ def load_experiment(path: str | Path) -> ExperimentSpec:
     data = read_yaml(file)
     if not isinstance(data, dict):
         raise ConfigError(f"{file} must hold a mapping (name, out, dataset, grid, ...)")
-    return parse_experiment(data, str(file), file.resolve().parent)
+    return parse_experiment(data, str(file), Path.cwd())
 
 
 # ----------------------------------------------------------------------------- cells
@@ -281,6 +281,13 @@ def _fmt_gain(gain: float | None) -> str:
     return "—" if gain is None else f"{gain * 100:+.1f}%"
 
 
+#: Printed under a table whose cells have one seed each.
+ONE_SEED_NOTE = (
+    "One seed per cell: differences of a few mIoU points between cells are within seed-to-seed "
+    "variation (run several seeds for mean ± std)."
+)
+
+
 def results_markdown(rows: Sequence[dict[str, Any]], title: str = "") -> str:
     """The results table as Markdown (mIoU in %, mean ± std over seeds)."""
     lines = [f"### {title}", ""] if title else []
@@ -294,6 +301,8 @@ def results_markdown(rows: Sequence[dict[str, Any]], title: str = "") -> str:
             f"{row['miou_mean'] * 100:.1f} ± {row['miou_std'] * 100:.1f} | "
             f"{_fmt_gain(row['gain_vs_random'])} |"
         )
+    if rows and all(row["n"] == 1 for row in rows):
+        lines += ["", f"*{ONE_SEED_NOTE}*"]
     return "\n".join(lines) + "\n"
 
 
@@ -470,6 +479,11 @@ class ExperimentRunner:
                 *(["--force"] if self.force else []),
             ]
         )
+        if not state.is_done("train"):
+            raise ConfigError(
+                f"training in {run_dir} stopped before its last iteration; run the same "
+                "'als4gan run' again to resume it"
+            )
         return run_dir
 
     def evaluate(self, run_dir: Path) -> dict[str, Any]:

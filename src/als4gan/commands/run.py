@@ -15,7 +15,7 @@ at the same ratio and method) and a comparison report (HTML).
 
 Config (YAML):
   name: deepglobe_mini
-  out: runs/deepglobe_mini           # relative to the config file
+  out: runs/deepglobe_mini           # relative paths: from the current directory
   dataset:
     name: deepglobe
     root: data/deepglobe_512         # prepared root
