@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def write_model(path: Path, backbone: str, output_stride: int, window: int) -> N
     from als4gan.data.synthetic import SYNTHETIC_CLASSES
     from als4gan.models import build_segmentation_model
 
-    spec = {
+    spec: dict[str, Any] = {
         "arch": "deeplabv2",
         "backbone": backbone,
         "num_classes": SYNTHETIC_CLASSES.num_classes,

@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 os.environ.setdefault("ALS4GAN_NO_PROGRESS", "1")
@@ -106,9 +106,9 @@ def passes_only(trainer: Trainer) -> Callable[[], None]:
         discriminator.zero_grad(set_to_none=True)
         discriminator.requires_grad_(False)
         with autocast(device, trainer.amp):
-            logits = generator(torch.cat([x_l, x_u]))
-            logits_u = logits[batch:]
-            loss_ce = cross_entropy(logits[:batch], y_l)
+            # the trainer's own generator call (separate labelled / unlabelled passes)
+            logits_l, logits_u = trainer.g_train(x_l, x_u)
+            loss_ce = cross_entropy(logits_l, y_l)
             p_u = torch.softmax(logits_u.float(), dim=1)
             fake = discriminator(p_u, x_u)
             with torch.no_grad():
@@ -145,7 +145,7 @@ def timed(step: Callable[[], object], warmup: int, repeats: int, device: torch.d
 
 
 def timed_together(
-    steps: dict[str, Callable[[], object]], warmup: int, repeats: int, device: torch.device
+    steps: Mapping[str, Callable[[], object]], warmup: int, repeats: int, device: torch.device
 ) -> dict[str, float]:
     """Median seconds per call of each step, the steps taking turns.
 
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed iterations per figure")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (1 if args.quick else 2)
+    repeats = args.repeats or (1 if args.quick else 5)
     warmup = 1
     device = resolve_device(args.device)
     print(

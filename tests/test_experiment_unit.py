@@ -26,6 +26,13 @@ def test_expand_grid_is_complete_and_shares_selections() -> None:
     assert len(cells) == 16
     assert len({c.name for c in cells}) == 16
     assert len({c.selection_key for c in cells}) == 8  # the two methods share a selection
+    # seed-major: the first seed's whole strategy x method comparison comes first
+    assert [(c.seed, c.strategy, c.method) for c in cells[:4]] == [
+        (0, "random", "s4gan"),
+        (0, "random", "supervised"),
+        (0, "entropy", "s4gan"),
+        (0, "entropy", "supervised"),
+    ]
 
 
 def test_to_flags() -> None:

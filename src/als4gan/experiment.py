@@ -210,12 +210,16 @@ class Cell:
 
 
 def expand_grid(grid: GridSpec) -> list[Cell]:
-    """All cells in a stable order: ratio, strategy, seed, method."""
+    """All cells in a stable order: ratio, seed, strategy, method.
+
+    Seeds come before strategies so that a grid stopped part-way holds complete
+    strategy x method comparisons for its first seeds rather than one strategy only.
+    """
     return [
         Cell(strategy, ratio, seed, method)
         for ratio in grid.ratios
-        for strategy in grid.strategies
         for seed in grid.seeds
+        for strategy in grid.strategies
         for method in grid.methods
     ]
 
