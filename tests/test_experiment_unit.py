@@ -71,6 +71,7 @@ def test_summary_mean_std_and_gain_over_random() -> None:
     assert by[("supervised", "entropy")]["gain_vs_random"] is None  # no random baseline there
     markdown = results_markdown(rows, "demo")
     assert "| 0.05 | s4gan | entropy | 2 | 54.0 ± 0.0 | +20.0% |" in markdown
+    assert "| 0.05 | supervised | entropy | 1 | 30.0 | — |" in markdown  # no spread for 1 seed
     csv_text = results_csv(rows)
     assert csv_text.splitlines()[0] == "ratio,method,strategy,n,miou_mean,miou_std,gain_vs_random"
     assert len(csv_text.splitlines()) == 1 + len(rows)
@@ -171,3 +172,33 @@ def test_failed_stage_stops_with_clear_message(tmp_path: Path) -> None:
     spec = parse_experiment(_config(), "c.yaml", tmp_path)
     with pytest.raises(ConfigError, match=r"stage failed .*als4gan select"):
         ExperimentRunner(spec, lambda argv: 1).run()
+
+
+def test_changed_settings_are_refused_but_a_grown_grid_is_not(tmp_path: Path) -> None:
+    (tmp_path / "data" / "splits").mkdir(parents=True)
+    (tmp_path / "data" / "splits" / "train.txt").write_text("a\nb\n")
+    config = _config(train={"crop_size": 256, "iterations": 10})
+    ExperimentRunner(parse_experiment(config, "c.yaml", tmp_path), FakeStages()).run()
+    # more seeds and another ratio: finished cells stay valid
+    grown = _config(
+        train={"crop_size": 256, "iterations": 10},
+        grid={
+            "strategies": ["random"],
+            "ratios": [0.1, 0.5],
+            "seeds": [0, 1],
+            "methods": ["supervised"],
+        },
+    )
+    stages = FakeStages()
+    ExperimentRunner(parse_experiment(grown, "c.yaml", tmp_path), stages).run()
+    assert [call[0] for call in stages.calls].count("train") == 3
+    # other training settings: refused, naming what changed
+    changed = parse_experiment(
+        _config(train={"crop_size": 128, "iterations": 10}), "c.yaml", tmp_path
+    )
+    with pytest.raises(ConfigError, match=r"train: crop_size 256 -> 128.*--force"):
+        ExperimentRunner(changed, FakeStages()).run()
+    # --force redoes every cell with the new settings
+    stages = FakeStages()
+    ExperimentRunner(changed, stages, force=True).run()
+    assert [call[0] for call in stages.calls].count("train") == 1

@@ -300,10 +300,12 @@ def results_markdown(rows: Sequence[dict[str, Any]], title: str = "") -> str:
         "|---:|---|---|---:|---:|---:|",
     ]
     for row in rows:
+        miou = f"{row['miou_mean'] * 100:.1f}"
+        if row["n"] > 1:  # one seed has no spread to show
+            miou += f" ± {row['miou_std'] * 100:.1f}"
         lines.append(
             f"| {row['ratio']:g} | {row['method']} | {row['strategy']} | {row['n']} | "
-            f"{row['miou_mean'] * 100:.1f} ± {row['miou_std'] * 100:.1f} | "
-            f"{_fmt_gain(row['gain_vs_random'])} |"
+            f"{miou} | {_fmt_gain(row['gain_vs_random'])} |"
         )
     if rows and all(row["n"] == 1 for row in rows):
         lines += ["", f"*{ONE_SEED_NOTE}*"]
@@ -515,6 +517,35 @@ class ExperimentRunner:
             raise ConfigError(f"{metrics_file} is not a metrics mapping")
         return metrics
 
+    def _check_same_settings(self) -> None:
+        """Refuse to mix cells made with other settings into this experiment's folder.
+
+        Finished cells are reused as they are, so a change of the dataset, selection, training
+        or evaluation settings would silently compare old and new cells. Growing or shrinking
+        the grid (strategies, ratios, seeds, methods) is fine.
+
+        Raises:
+            ConfigError: If ``experiment.yaml`` in the output folder records other settings.
+        """
+        previous_file = self.out / "experiment.yaml"
+        if not previous_file.is_file():
+            return
+        previous = read_yaml(previous_file)
+        if not isinstance(previous, dict):
+            return
+        current = _spec_to_dict(self.spec)
+        changed = [
+            f"{section}: {_describe_change(previous.get(section), current[section])}"
+            for section in ("dataset", "select", "train", "evaluate")
+            if _normalise(previous.get(section)) != _normalise(current[section])
+        ]
+        if changed:
+            raise ConfigError(
+                f"{previous_file} records other settings than this config "
+                f"({'; '.join(changed)}); its finished cells would be reused with the old "
+                "settings. Use another 'out' folder, or --force to redo every cell."
+            )
+
     # ---------------------------------------------------------------- whole grid
     def run(
         self, progress_callback: Callable[[int, int, Cell], None] | None = None
@@ -526,6 +557,8 @@ class ExperimentRunner:
         """
         started = time.monotonic()
         self.out.mkdir(parents=True, exist_ok=True)
+        if not self.force:
+            self._check_same_settings()
         write_yaml(self.out / "experiment.yaml", _spec_to_dict(self.spec))
         self.prepare()
         cells = expand_grid(self.spec.grid)
@@ -574,6 +607,26 @@ class ExperimentRunner:
             "results_csv": self.out / RESULTS_CSV,
             "report": report if self.spec.report else None,
         }
+
+
+def _normalise(value: Any) -> Any:
+    """``value`` as YAML gives it back (tuples become lists, paths strings)."""
+    import yaml
+
+    return yaml.safe_load(yaml.safe_dump(value, default_flow_style=False))
+
+
+def _describe_change(old: Any, new: Any) -> str:
+    """``"crop_size 256 -> 128"`` for the keys of two mappings that differ."""
+    old, new = _normalise(old), _normalise(new)
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return f"{old!r} -> {new!r}"
+    keys = sorted(set(old) | set(new), key=str)
+    return ", ".join(
+        f"{key} {old.get(key, '(unset)')} -> {new.get(key, '(unset)')}"
+        for key in keys
+        if old.get(key) != new.get(key)
+    )
 
 
 def _spec_to_dict(spec: ExperimentSpec) -> dict[str, Any]:

@@ -340,7 +340,7 @@ def run_selection(
         labelled_histogram = histogram
         timing_rounds.append({"round": 0, "train": 0.0, "score": 0.0})
         save_state(None)
-        log.info("round 0: %d images drawn at random", len(initial_ids))
+        log.info("round 0: %s drawn at random", _images(len(initial_ids)))
 
     for round_index in range(pool.completed_rounds, plan.num_rounds + 1):
         size = plan.round_sizes[round_index - 1]
@@ -413,10 +413,10 @@ def run_selection(
         save_state(round_index if carried else None)
         (folder / MODEL_STATE.format(round=round_index - 1)).unlink(missing_ok=True)
         log.info(
-            "round %d/%d: %d images chosen (%d/%d labelled; fit %.1fs, score %.1fs)",
+            "round %d/%d: %s chosen (%d/%d labelled; fit %.1fs, score %.1fs)",
             round_index,
             plan.num_rounds,
-            len(chosen),
+            _images(len(chosen)),
             len(pool.labelled),
             plan.budget,
             train_seconds,
@@ -519,3 +519,8 @@ def _finish(
         resumed_from=resumed_from,
         timing=timing,
     )
+
+
+def _images(count: int) -> str:
+    """``"1 image"``, ``"3 images"``."""
+    return f"{count} image" if count == 1 else f"{count} images"
