@@ -13,8 +13,12 @@ os.environ.setdefault("ALS4GAN_NO_PROGRESS", "1")
 # passive waiting keeps oversubscribed runs fast. Set before torch is imported anywhere.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-#: Real DeepGlobe samples shipped beside the repository (absent in a user's clone).
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: Real DeepGlobe samples beside the repository (absent in a user's clone); a clone elsewhere
+#: points ALS4GAN_SHARED_DATA at them.
+SHARED_DATA = Path(
+    os.environ.get("ALS4GAN_SHARED_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 
 
 @pytest.fixture(scope="session")
@@ -33,5 +37,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shared_data() -> Path:
     """``../shared/data``; tests using it are skipped when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not available at {SHARED_DATA}")
+        pytest.skip(
+            f"real data not available at {SHARED_DATA} (set ALS4GAN_SHARED_DATA to its folder)"
+        )
     return SHARED_DATA

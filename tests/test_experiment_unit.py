@@ -50,8 +50,10 @@ def test_to_flags() -> None:
     ]
 
 
-def _result(strategy: str, miou: float, seed: int, method: str = "s4gan") -> CellResult:
-    return CellResult(Cell(strategy, 0.05, seed, method), miou)
+def _result(
+    strategy: str, miou: float, seed: int, method: str = "s4gan", val: float | None = 0.3
+) -> CellResult:
+    return CellResult(Cell(strategy, 0.05, seed, method), miou, val_miou=val)
 
 
 def test_summary_mean_std_and_gain_over_random() -> None:
@@ -61,7 +63,7 @@ def test_summary_mean_std_and_gain_over_random() -> None:
             _result("random", 0.50, 1),
             _result("entropy", 0.54, 0),
             _result("entropy", 0.54, 1),
-            _result("entropy", 0.30, 0, "supervised"),
+            _result("entropy", 0.30, 0, "supervised", val=None),
         ]
     )
     by = {(r["method"], r["strategy"]): r for r in rows}
@@ -70,10 +72,15 @@ def test_summary_mean_std_and_gain_over_random() -> None:
     assert by[("s4gan", "entropy")]["gain_vs_random"] == pytest.approx(0.54 / 0.45 - 1)
     assert by[("supervised", "entropy")]["gain_vs_random"] is None  # no random baseline there
     markdown = results_markdown(rows, "demo")
-    assert "| 0.05 | s4gan | entropy | 2 | 54.0 ± 0.0 | +20.0% |" in markdown
-    assert "| 0.05 | supervised | entropy | 1 | 30.0 | — |" in markdown  # no spread for 1 seed
+    assert by[("s4gan", "random")]["val_miou_mean"] == pytest.approx(0.3)
+    assert by[("supervised", "entropy")]["val_miou_mean"] is None  # no validation
+    assert "| 0.05 | s4gan | entropy | 2 | 54.0 ± 0.0 | +20.0% | 30.0 ± 0.0 |" in markdown
+    assert "| 0.05 | supervised | entropy | 1 | 30.0 | — | — |" in markdown  # 1 seed: no spread
     csv_text = results_csv(rows)
-    assert csv_text.splitlines()[0] == "ratio,method,strategy,n,miou_mean,miou_std,gain_vs_random"
+    assert csv_text.splitlines()[0] == (
+        "ratio,method,strategy,n,miou_mean,miou_std,gain_vs_random,val_miou_mean,val_miou_std"
+    )
+    assert "0.05,supervised,entropy,1,0.300000,0.000000,,," in csv_text
     assert len(csv_text.splitlines()) == 1 + len(rows)
 
 

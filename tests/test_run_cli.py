@@ -65,6 +65,10 @@ def test_run_tiny_grid_end_to_end(
     results = read_json(exp / "results.json")
     assert len(results["cells"]) == 4
     assert all(0.0 <= cell["miou"] <= 1.0 for cell in results["cells"])
+    # the best validation mIoU of each training run is collected next to the test mIoU
+    for cell in results["cells"]:
+        status = RunDir(cell["run_dir"]).status()
+        assert cell["val_miou"] == status["train"]["best_miou"]
     csv_lines = (exp / "results.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + 4
     # methods share one selection per strategy; each cell keeps a copy in its run folder

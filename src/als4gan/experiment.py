@@ -227,12 +227,13 @@ def expand_grid(grid: GridSpec) -> list[Cell]:
 # ----------------------------------------------------------------------------- results
 @dataclass
 class CellResult:
-    """Test metrics of one finished cell."""
+    """Metrics of one finished cell: test mIoU and the best validation mIoU of training."""
 
     cell: Cell
     miou: float
     pixel_accuracy: float | None = None
     run_dir: str = ""
+    val_miou: float | None = None
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -244,24 +245,32 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 def summarize(results: Iterable[CellResult]) -> list[dict[str, Any]]:
     """Group results by (ratio, method, strategy): mean, std, n and gain over random.
 
-    The relative gain of a strategy is ``mean / mean_random - 1`` at the same ratio and method
-    (``None`` when there is no random row).
+    Test mIoU gives ``miou_mean``/``miou_std``; the best validation mIoU of each training run
+    gives ``val_miou_mean``/``val_miou_std`` (``None`` when a run has no validation). The
+    relative gain of a strategy is ``mean / mean_random - 1`` of test mIoU at the same ratio and
+    method (``None`` when there is no random row).
     """
-    groups: dict[tuple[float, str, str], list[float]] = {}
+    groups: dict[tuple[float, str, str], list[CellResult]] = {}
     for result in results:
         key = (result.cell.ratio, result.cell.method, result.cell.strategy)
-        groups.setdefault(key, []).append(result.miou)
+        groups.setdefault(key, []).append(result)
     rows: list[dict[str, Any]] = []
-    for (ratio, method, strategy), values in sorted(groups.items()):
-        mean, std = _mean_std(values)
+    for (ratio, method, strategy), members in sorted(groups.items()):
+        mean, std = _mean_std([member.miou for member in members])
+        val = [member.val_miou for member in members]
+        val_mean, val_std = (
+            _mean_std([v for v in val if v is not None]) if None not in val else (None, None)
+        )
         rows.append(
             {
                 "ratio": ratio,
                 "method": method,
                 "strategy": strategy,
-                "n": len(values),
+                "n": len(members),
                 "miou_mean": mean,
                 "miou_std": std,
+                "val_miou_mean": val_mean,
+                "val_miou_std": val_std,
                 "gain_vs_random": None,
             }
         )
@@ -292,20 +301,29 @@ ONE_SEED_NOTE = (
 )
 
 
+def _fmt_miou(mean: float | None, std: float | None, n: int) -> str:
+    if mean is None:
+        return "—"
+    text = f"{mean * 100:.1f}"
+    if n > 1 and std is not None:  # one seed has no spread to show
+        text += f" ± {std * 100:.1f}"
+    return text
+
+
 def results_markdown(rows: Sequence[dict[str, Any]], title: str = "") -> str:
     """The results table as Markdown (mIoU in %, mean ± std over seeds)."""
     lines = [f"### {title}", ""] if title else []
     lines += [
-        "| labelled ratio | method | strategy | seeds | test mIoU (%) | gain vs random |",
-        "|---:|---|---|---:|---:|---:|",
+        "| labelled ratio | method | strategy | seeds | test mIoU (%) | gain vs random "
+        "| best val mIoU (%) |",
+        "|---:|---|---|---:|---:|---:|---:|",
     ]
     for row in rows:
-        miou = f"{row['miou_mean'] * 100:.1f}"
-        if row["n"] > 1:  # one seed has no spread to show
-            miou += f" ± {row['miou_std'] * 100:.1f}"
         lines.append(
             f"| {row['ratio']:g} | {row['method']} | {row['strategy']} | {row['n']} | "
-            f"{miou} | {_fmt_gain(row['gain_vs_random'])} |"
+            f"{_fmt_miou(row['miou_mean'], row['miou_std'], row['n'])} | "
+            f"{_fmt_gain(row['gain_vs_random'])} | "
+            f"{_fmt_miou(row.get('val_miou_mean'), row.get('val_miou_std'), row['n'])} |"
         )
     if rows and all(row["n"] == 1 for row in rows):
         lines += ["", f"*{ONE_SEED_NOTE}*"]
@@ -313,25 +331,30 @@ def results_markdown(rows: Sequence[dict[str, Any]], title: str = "") -> str:
 
 
 def results_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """The results table as CSV (fractions, not percentages)."""
+    """The results table as CSV (fractions, not percentages; empty where not applicable)."""
+    fields = [
+        "ratio",
+        "method",
+        "strategy",
+        "n",
+        "miou_mean",
+        "miou_std",
+        "gain_vs_random",
+        "val_miou_mean",
+        "val_miou_std",
+    ]
     buffer = io.StringIO()
-    writer = csv.DictWriter(
-        buffer,
-        fieldnames=["ratio", "method", "strategy", "n", "miou_mean", "miou_std", "gain_vs_random"],
-        lineterminator="\n",
-    )
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
+    measured = set(fields[4:])  # fractions, written with 6 decimals
+
+    def cell(key: str, value: Any) -> Any:
+        if value is None:
+            return ""
+        return f"{value:.6f}" if key in measured else value
+
     for row in rows:
-        writer.writerow(
-            {
-                **row,
-                "miou_mean": f"{row['miou_mean']:.6f}",
-                "miou_std": f"{row['miou_std']:.6f}",
-                "gain_vs_random": ""
-                if row["gain_vs_random"] is None
-                else f"{row['gain_vs_random']:.6f}",
-            }
-        )
+        writer.writerow({key: cell(key, row.get(key)) for key in fields})
     return buffer.getvalue()
 
 
@@ -571,12 +594,14 @@ class ExperimentRunner:
             metrics = self.evaluate(run_dir)
             if not is_finite(metrics.get("miou")):
                 raise ConfigError(f"{run_dir}: test mIoU is not a number ({metrics.get('miou')})")
+            best_val = RunDir(run_dir).status().get("train", {}).get("best_miou")
             results.append(
                 CellResult(
                     cell,
                     float(metrics["miou"]),
                     metrics.get("pixel_accuracy"),
                     str(run_dir),
+                    float(best_val) if is_finite(best_val) else None,
                 )
             )
         rows = summarize(results)
@@ -589,7 +614,12 @@ class ExperimentRunner:
             {
                 "rows": rows,
                 "cells": [
-                    {**result.cell.__dict__, "miou": result.miou, "run_dir": result.run_dir}
+                    {
+                        **result.cell.__dict__,
+                        "miou": result.miou,
+                        "val_miou": result.val_miou,
+                        "run_dir": result.run_dir,
+                    }
                     for result in results
                 ],
                 "seconds": round(time.monotonic() - started, 1),
