@@ -16,8 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 #: Real DeepGlobe samples beside the repository (absent in a user's clone); a clone elsewhere
 #: points ALS4GAN_SHARED_DATA at them.
 SHARED_DATA = Path(
-    os.environ.get("ALS4GAN_SHARED_DATA")
-    or Path(__file__).resolve().parents[2] / "shared" / "data"
+    os.environ.get("ALS4GAN_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
 )
 
 
