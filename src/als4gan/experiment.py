@@ -628,7 +628,14 @@ class ExperimentRunner:
         report = self.out / REPORT_HTML
         if self.spec.report:
             self._call(
-                ["report", *[r.run_dir for r in results], "--out", str(report), "--title", title]
+                [
+                    "report",
+                    *[r.run_dir for r in results],
+                    "--out",
+                    str(report),
+                    "--title",
+                    f"{self.spec.name}: {len(results)} runs",
+                ]
             )
         return {
             "rows": rows,

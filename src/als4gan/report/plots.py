@@ -24,6 +24,8 @@ PALETTE = (
     "#F0E442",
     "#000000",
 )
+#: Line styles that tell apart series sharing a palette colour.
+LINESTYLES = ("-", "--", ":", "-.")
 #: Human names of the training loss keys of ``metrics.jsonl``.
 LOSS_LABELS = {
     "loss_ce": "cross-entropy (labelled)",
@@ -124,8 +126,14 @@ def curves_png(
     percent: bool = False,
     markers: bool = False,
 ) -> bytes:
-    """One axes of lines (label, x, y), e.g. validation mIoU of several runs."""
-    fig = new_figure(7.0, 3.6)
+    """One axes of lines (label, x, y), e.g. validation mIoU of several runs.
+
+    Up to 6 series share a legend inside the axes; more get a legend beside the axes (so it
+    never hides the lines) and, past the palette's 8 colours, dashed and dotted line styles.
+    """
+    many = len(series) > 6
+    columns = 1 if len(series) <= 16 else 2
+    fig = new_figure(7.0 + (2.6 * columns if many else 0.0), max(3.6, 0.19 * len(series) / columns))
     ax = fig.add_subplot()
     _style(ax)
     for index, (label, xs, ys) in enumerate(series):
@@ -135,6 +143,7 @@ def curves_png(
             values,
             label=label,
             color=PALETTE[index % len(PALETTE)],
+            linestyle=LINESTYLES[index // len(PALETTE) % len(LINESTYLES)],
             linewidth=1.8,
             marker="o" if markers else None,
             markersize=3.5,
@@ -142,7 +151,9 @@ def curves_png(
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel + (" (%)" if percent else ""))
-    if len(series) > 1:
+    if many:
+        fig.legend(fontsize=7, frameon=False, loc="outside right upper", ncols=columns)
+    elif len(series) > 1:
         ax.legend(fontsize=8, frameon=False, loc="best")
     return figure_png(fig)
 
