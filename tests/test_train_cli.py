@@ -371,3 +371,33 @@ def test_s4gan_passes_labelled_and_unlabelled_batches_separately(
     )
     batch = int(FAST[FAST.index("--batch-size") + 1])
     assert seen == [batch, batch]
+
+
+def test_kept_step_checkpoints_feed_evaluate_all_checkpoints(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "keep"
+    code = train(
+        synthetic_root,
+        run,
+        "--method",
+        "supervised",
+        "--labeled-ratio",
+        "0.2",
+        "--iterations",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--val-every",
+        "0",
+        "--keep-checkpoints",
+    )
+    assert code == 0
+    names = sorted(p.name for p in (run / "checkpoints").glob("*.pt"))
+    assert names == ["latest.pt", "step_0000002.pt", "step_0000004.pt"]
+    assert main(["evaluate", "--checkpoint", str(run), "--all-checkpoints", "--window", "0"]) == 0
+    selection = read_json(run / "eval" / "test" / "checkpoint_selection.json")
+    scored = {Path(r["checkpoint"]).name: r for r in selection["checkpoints"]}
+    assert set(scored) == {"latest.pt", "step_0000002.pt", "step_0000004.pt"}
+    assert Path(scored["latest.pt"]["same_as"]).name == "step_0000004.pt"  # scored once
+    assert Path(selection["chosen"]).name in {"step_0000002.pt", "step_0000004.pt"}

@@ -62,6 +62,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "val_every",
         "val_window",
         "checkpoint_every",
+        "keep_checkpoints",
         "stop_after",
         "tensorboard",
     ),
@@ -76,6 +77,7 @@ RESUMABLE_OVERRIDES = frozenset(
         "tensorboard",
         "stop_after",
         "checkpoint_every",
+        "keep_checkpoints",
         "val_every",
         "val_window",
         "root",
@@ -172,6 +174,11 @@ class TrainConfig:
         "validation sliding-window side (default: the crop size); 0 = whole images in one pass",
     )
     checkpoint_every: int = option(1000, "write checkpoints/latest.pt every K iterations")
+    keep_checkpoints: bool = option(
+        False,
+        "also keep the network of every --checkpoint-every step as checkpoints/step_<K>.pt, "
+        "for 'als4gan evaluate --all-checkpoints'",
+    )
     stop_after: int | None = option(
         None, "stop (resumably) after N iterations in this invocation; continue with --resume"
     )

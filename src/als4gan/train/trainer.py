@@ -82,6 +82,8 @@ logger = logging.getLogger(__name__)
 
 LATEST = "latest.pt"
 BEST = "best.pt"
+#: Name of the per-step network kept with ``--keep-checkpoints``.
+STEP_CHECKPOINT = "step_{step:07d}.pt"
 #: The labelled / unlabelled ids a run uses, written when it starts.
 LABELLED_FILE = "train_labeled.txt"
 UNLABELLED_FILE = "train_unlabeled.txt"
@@ -585,6 +587,13 @@ class Trainer:
         if self.context.is_main:
             save_checkpoint(self.checkpoint_dir / LATEST, self.full_payload(rng_states))
 
+    def save_step(self) -> None:
+        """Write ``checkpoints/step_<K>.pt``, the network at this step (main process)."""
+        if self.context.is_main:
+            save_checkpoint(
+                self.checkpoint_dir / STEP_CHECKPOINT.format(step=self.step), self.model_payload()
+            )
+
     def save_best(self) -> None:
         """Write ``checkpoints/best.pt`` (main process)."""
         if self.context.is_main:
@@ -745,11 +754,10 @@ class Trainer:
                     self.best_miou,
                     self.best_step,
                 )
-        if (
-            final
-            or validate_now
-            or (config.checkpoint_every > 0 and self.step % config.checkpoint_every == 0)
-        ):
+        periodic = config.checkpoint_every > 0 and self.step % config.checkpoint_every == 0
+        if config.keep_checkpoints and (periodic or final):
+            self.save_step()
+        if final or validate_now or periodic:
             self.save_latest()
             return True
         return False
@@ -769,6 +777,7 @@ __all__ = [
     "LABELLED_FILE",
     "LATEST",
     "STAT_KEYS",
+    "STEP_CHECKPOINT",
     "UNLABELLED_FILE",
     "Trainer",
     "batchnorm_frozen",
