@@ -401,3 +401,33 @@ def test_kept_step_checkpoints_feed_evaluate_all_checkpoints(
     assert set(scored) == {"latest.pt", "step_0000002.pt", "step_0000004.pt"}
     assert Path(scored["latest.pt"]["same_as"]).name == "step_0000004.pt"  # scored once
     assert Path(selection["chosen"]).name in {"step_0000002.pt", "step_0000004.pt"}
+
+
+def test_tensorboard_event_files_hold_the_metrics(synthetic_root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard", reason="the optional tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "tb"
+    code = train(
+        synthetic_root,
+        run,
+        "--labeled-ratio",
+        "0.2",
+        "--iterations",
+        "2",
+        "--val-every",
+        "2",
+        "--val-window",
+        "0",
+        "--tensorboard",
+        "on",
+    )
+    assert code == 0
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_ce", "train/loss_fm", "train/accept_rate", "val/miou"} <= tags
+    assert "val/iou_water" in tags
+    assert [e.step for e in events.Scalars("train/loss_ce")] == [1, 2]
+    logged = [r["loss_ce"] for r in train_records(run)]
+    assert [e.value for e in events.Scalars("train/loss_ce")] == pytest.approx(logged, rel=1e-6)
