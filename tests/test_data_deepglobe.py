@@ -170,9 +170,15 @@ def test_prepare_refuses_writing_into_the_source(tmp_path: Path) -> None:
         prepare_deepglobe(tmp_path, other, DeepGlobePrepareConfig())
 
 
-def test_wrong_dataset_name_for_a_prepared_root(synthetic_root: Path) -> None:
+def test_wrong_dataset_name_for_a_prepared_root(synthetic_root: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--dataset synthetic"):
         build_dataset("deepglobe", synthetic_root, "train")
+    # and the other way round: a prepared DeepGlobe folder read as the synthetic dataset
+    src, out = tmp_path / "src", tmp_path / "out"
+    write_deepglobe(src, num_images=3, size=(16, 16))
+    prepare_deepglobe(src, out, DeepGlobePrepareConfig(tile_size=8), workers=1)
+    with pytest.raises(ConfigError, match="--dataset deepglobe"):
+        build_dataset("synthetic", out, "train")
 
 
 def test_interrupted_prepare_resumes_keeping_finished_tiles(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from PIL import Image
 from als4gan.data.base import ALL_SPLIT, SPLITS_DIR, SampleTransform, SegmentationDataset
 from als4gan.data.encoding import ClassTable
 from als4gan.data.imageio import read_mask_array, read_rgb, save_png
+from als4gan.data.prepared import check_dataset_kind
 from als4gan.errors import ConfigError, DataError, DatasetNotFoundError
 from als4gan.io import read_json, write_ids, write_json
 
@@ -394,6 +395,7 @@ class SyntheticDataset(SegmentationDataset):
 
     def _verify_root(self) -> None:
         super()._verify_root()
+        check_dataset_kind(self.root, "synthetic")  # another dataset's folder: say which
         if not (self.root / "images").is_dir() or not (self.root / "masks").is_dir():
             raise DatasetNotFoundError(
                 f"{self.root} is not a prepared synthetic dataset (no images/ and masks/). "
