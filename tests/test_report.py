@@ -97,6 +97,10 @@ def test_report_holds_every_section_and_images_decode(runs: list[Path], tmp_path
     assert all(link.startswith("#") for link in parser.links)
     assert "http://" not in text.replace("http://www.w3.org", "") and "https://" not in text
     images = decode_all(parser.images)
+    # imagery (contact sheets, prediction overlays) is embedded as JPEG, plots as PNG
+    kinds = {image.format for image in images}
+    assert kinds == {"PNG", "JPEG"}
+    assert sum(image.format == "JPEG" for image in images) == 3 + 3  # sheets + predictions
     # comparison: 2 charts; seeded runs: losses, val curve, per-class, confusion, sheet,
     # predictions (6 each); random run: no eval so no confusion matrix (5)
     assert len(images) == 2 + 6 + 6 + 5

@@ -53,6 +53,8 @@ RUN_SECTIONS = (
 MAX_EMBED_WIDTH = 1600
 #: Embedded PNGs larger than this many bytes are re-encoded as JPEG.
 MAX_PNG_BYTES = 1_500_000
+#: JPEG quality of embedded photographs (contact sheets, prediction overlays).
+JPEG_QUALITY = 88
 #: Images shown in a contact sheet built from labeled.txt.
 SHEET_LIMIT = 48
 
@@ -92,18 +94,25 @@ def pct(value: Any, digits: int = 1) -> str:
     return f"{100 * float(value):.{digits}f}"
 
 
-def data_uri(data: bytes) -> str:
-    """``data:`` URI of PNG/JPEG bytes, downscaled or re-encoded when very large."""
+def data_uri(data: bytes, photo: bool = False) -> str:
+    """``data:`` URI of PNG/JPEG bytes, downscaled or re-encoded when very large.
+
+    Args:
+        data: PNG or JPEG bytes.
+        photo: The image is mostly photographs (contact sheets, prediction overlays): embed it
+            as JPEG, several times smaller than PNG for imagery (plots stay PNG, sharp).
+    """
     mime = "image/png"
     image: Image.Image = Image.open(io.BytesIO(data))
-    if image.width > MAX_EMBED_WIDTH or len(data) > MAX_PNG_BYTES:
+    reencode = photo and image.format != "JPEG"
+    if image.width > MAX_EMBED_WIDTH or len(data) > MAX_PNG_BYTES or reencode:
         image = image.convert("RGB")
         if image.width > MAX_EMBED_WIDTH:
             height = round(image.height * MAX_EMBED_WIDTH / image.width)
             image = image.resize((MAX_EMBED_WIDTH, height), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
-        if len(data) > MAX_PNG_BYTES:
-            image.save(buffer, format="JPEG", quality=88)
+        if reencode or len(data) > MAX_PNG_BYTES:
+            image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
             mime = "image/jpeg"
         else:
             image.save(buffer, format="PNG")
@@ -113,11 +122,14 @@ def data_uri(data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def figure(data: bytes, caption: str, alt: str, css: str = "") -> str:
-    """An embedded image with its caption (``css``: extra class, e.g. ``half``)."""
+def figure(data: bytes, caption: str, alt: str, css: str = "", photo: bool = False) -> str:
+    """An embedded image with its caption (``css``: extra class, e.g. ``half``).
+
+    ``photo``: embed as JPEG (see :func:`data_uri`).
+    """
     attribute = f' class="{css}"' if css else ""
     return (
-        f'<figure{attribute}><img src="{data_uri(data)}" alt="{esc(alt)}">'
+        f'<figure{attribute}><img src="{data_uri(data, photo)}" alt="{esc(alt)}">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
@@ -346,6 +358,7 @@ def section_selection(run: RunInfo) -> str:
             run.contact_sheet.read_bytes(),
             f"The {count} chosen for labelling (<code>selection/contact_sheet.png</code>).",
             "selected images",
+            photo=True,
         )
     if run.selection_ids:
         ids = run.selection_ids
@@ -355,6 +368,7 @@ def section_selection(run: RunInfo) -> str:
                 _selection_sheet_from_dataset(run, ids),
                 f"{len(ids)} images listed in <code>selection/labeled.txt</code>{more}.",
                 "selected images",
+                photo=True,
             ),
             "the contact sheet",
         )
@@ -374,6 +388,7 @@ def section_selection(run: RunInfo) -> str:
                     f"The {len(ids)} randomly drawn labelled images "
                     f"(<code>train_labeled.txt</code>){more}.",
                     "randomly drawn labelled images",
+                    photo=True,
                 ),
                 "the contact sheet",
             )
@@ -484,7 +499,7 @@ def section_predictions(run: RunInfo, options: ReportOptions) -> str:
 
     def render() -> str:
         image, caption = prediction_examples_png(run, options)
-        return figure(image, caption, "predictions on validation images")
+        return figure(image, caption, "predictions on validation images", photo=True)
 
     return _guard(render, "prediction examples")
 
