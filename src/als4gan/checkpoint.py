@@ -19,6 +19,7 @@ Only tensors, numbers, strings, lists, tuples and dicts are stored, so loading n
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{file} was written by a newer als4gan (format version {data['version']}); upgrade."
         )
     return data
+
+
+def recorded_classes(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The class table (``names``, ``colors``) a checkpoint recorded, or ``None`` if absent."""
+    dataset = meta.get("dataset")
+    if isinstance(dataset, Mapping) and isinstance(dataset.get("classes"), Mapping):
+        return dataset["classes"]  # type: ignore[no-any-return]
+    return None
 
 
 def build_model_from_checkpoint(

@@ -23,7 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from als4gan.checkpoint import CHECKPOINT_DIR, load_checkpoint, load_segmentation_model
+from als4gan.checkpoint import (
+    CHECKPOINT_DIR,
+    load_checkpoint,
+    load_segmentation_model,
+    recorded_classes,
+)
 from als4gan.data import SegmentationDataset, build_dataset
 from als4gan.errors import CheckpointError, ConfigError
 from als4gan.inference import dense_crf, predict_probs
@@ -252,14 +257,6 @@ def _image_batches(
         yield pending
 
 
-def trained_names(meta: Mapping[str, Any]) -> list[str]:
-    """Class names recorded with the checkpoint (empty when unknown)."""
-    described = meta.get("dataset")
-    if isinstance(described, Mapping) and isinstance(described.get("classes"), Mapping):
-        return [str(name) for name in described["classes"].get("names", [])]
-    return []
-
-
 def check_compatible(
     model_spec: Mapping[str, Any],
     dataset: SegmentationDataset,
@@ -279,7 +276,8 @@ def check_compatible(
             f"{dataset.root} has {dataset.num_classes} ({', '.join(dataset.classes.names)}). "
             "Evaluate on the dataset the model was trained for (--dataset/--root)."
         )
-    trained = trained_names(checkpoint_meta or {})
+    classes = recorded_classes(checkpoint_meta or {})
+    trained = [str(name) for name in classes.get("names", [])] if classes is not None else []
     if trained and tuple(trained) != tuple(dataset.classes.names):
         log.warning(
             "%s was trained on classes (%s) but dataset '%s' names them (%s); scores are "

@@ -556,11 +556,11 @@ class ExperimentRunner:
         previous = read_yaml(previous_file)
         if not isinstance(previous, dict):
             return
-        current = _spec_to_dict(self.spec)
+        current = _normalise(_spec_to_dict(self.spec))
         changed = [
             f"{section}: {_describe_change(previous.get(section), current[section])}"
             for section in ("dataset", "select", "train", "evaluate")
-            if _normalise(previous.get(section)) != _normalise(current[section])
+            if previous.get(section) != current[section]
         ]
         if changed:
             raise ConfigError(
@@ -655,7 +655,6 @@ def _normalise(value: Any) -> Any:
 
 def _describe_change(old: Any, new: Any) -> str:
     """``"crop_size 256 -> 128"`` for the keys of two mappings that differ."""
-    old, new = _normalise(old), _normalise(new)
     if not isinstance(old, dict) or not isinstance(new, dict):
         return f"{old!r} -> {new!r}"
     keys = sorted(set(old) | set(new), key=str)

@@ -40,6 +40,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from als4gan.checkpoint import recorded_classes
 from als4gan.data.encoding import IGNORE_INDEX, ClassTable
 from als4gan.data.imageio import GEOTIFF_SUFFIXES
 from als4gan.errors import CheckpointError, ConfigError, DataError, DatasetNotFoundError
@@ -161,9 +162,9 @@ def load_class_table(path: str | Path, fallback_colors: Sequence[Sequence[int]] 
 
 def checkpoint_class_table(meta: Mapping[str, Any], num_classes: int) -> ClassTable:
     """The class table recorded in a checkpoint (generic names and colours when absent)."""
-    dataset = meta.get("dataset")
-    if isinstance(dataset, Mapping) and isinstance(dataset.get("classes"), Mapping):
-        return ClassTable.from_dict(dataset["classes"])
+    classes = recorded_classes(meta)
+    if classes is not None:
+        return ClassTable.from_dict(classes)
     import matplotlib
 
     cmap = matplotlib.colormaps["tab20"]
