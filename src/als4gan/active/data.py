@@ -41,7 +41,12 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W) class indices (0..255) -> (height, width), nearest neighbour only."""
+    """(H, W) class indices (0..255) -> (height, width), nearest neighbour only.
+
+    Pillow's ``NEAREST`` samples the source at output pixel centres (like torch's
+    ``nearest-exact``), so the mask stays aligned with the bilinearly resized image; this is
+    checked by tests/test_mask_alignment.py.
+    """
     if mask.shape == (height, width):
         return mask
     resized = Image.fromarray(mask.astype(np.uint8), mode="L").resize(
@@ -95,10 +100,11 @@ class TrainingImages(Dataset[Sample]):
     :class:`als4gan.data.transforms.SeededDataset`): the augmentation of an item depends only on
     its seed, not on DataLoader workers or on what ran before.
 
-    Each image is resized to ``image_size`` (image bilinear, mask nearest), then randomly scaled
-    by a factor in ``scale_range``, padded back to ``image_size`` when smaller (image 0, mask
-    ignore), randomly cropped to ``image_size`` and randomly mirrored (SPEC stage 1: random scale
-    and mirror; the same draws as :class:`als4gan.data.transforms.TrainAugment`).
+    Each image is resized to ``image_size`` times a random factor in ``scale_range`` in one step
+    (image bilinear, mask nearest, both sampled at pixel centres so they stay aligned), padded
+    back to ``image_size`` when smaller (image 0, mask ignore), randomly cropped to
+    ``image_size`` and randomly mirrored (SPEC stage 1: random scale and mirror; the same draws
+    as :class:`als4gan.data.transforms.TrainAugment`).
 
     Args:
         dataset: The dataset the ids belong to.
@@ -134,15 +140,15 @@ class TrainingImages(Dataset[Sample]):
         index, seed = key
         sample = self.subset[int(index)]
         generator = torch.Generator().manual_seed(int(seed))
-        size = self.image_size
-        image = resize_image(sample["image"].numpy(), size, size)
-        mask = resize_mask(sample["mask"].numpy(), size, size)
+        size = scaled = self.image_size
         if self.scale_range is not None:
             low, high = self.scale_range
             scale = low + (high - low) * float(torch.rand((), generator=generator))
             scaled = max(1, int(size * scale + 0.5))
-            image = resize_image(image, scaled, scaled)
-            mask = resize_mask(mask, scaled, scaled)
+        # One resize straight to the scaled size: resizing twice (to ``size``, then scaling)
+        # would compare a twice-blurred image with a twice-rounded mask and misalign edges.
+        image = resize_image(sample["image"].numpy(), scaled, scaled)
+        mask = resize_mask(sample["mask"].numpy(), scaled, scaled)
         pad = max(0, size - image.shape[1])
         if pad:
             image = np.pad(image, ((0, 0), (0, pad), (0, pad)), constant_values=0.0)

@@ -139,7 +139,11 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a class-index mask with nearest neighbour only (never blends labels; SPEC)."""
+    """Resize a class-index mask with nearest neighbour only (never blends labels).
+
+    Pillow's ``NEAREST`` samples at output pixel centres, so the mask stays aligned with
+    :func:`resize_image` (checked by tests/test_mask_alignment.py).
+    """
     if mask.shape[:2] == (height, width):
         return mask
     pil = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))

@@ -2,7 +2,9 @@
 
 Training augmentation (SPEC stage 2): random scale 0.5-1.5, pad to the crop with ignore,
 random crop, random horizontal mirror. Images are resized bilinearly and masks with nearest
-neighbour only (never blending labels, a defect of the reference code).
+neighbour only (never blending labels, a defect of the reference code). Both sample at pixel
+centres (``align_corners=False`` and ``nearest-exact``), so a mask stays aligned with its image:
+torch's legacy ``nearest`` samples at top-left corners and moves edges by up to one pixel.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ def _uniform(generator: torch.Generator, low: float, high: float) -> float:
 
 
 def resize_sample(sample: Sample, height: int, width: int) -> Sample:
-    """Resize image (bilinear) and mask (nearest) to (height, width)."""
+    """Resize image (bilinear) and mask (nearest) to (height, width), aligned at pixel centres.
+
+    The mask uses ``nearest-exact`` (the source pixel whose centre is nearest), which picks the
+    class the bilinear image is closest to: an edge stays in the same column in image and mask.
+    """
     out = dict(sample)
     image = sample["image"]
     if tuple(image.shape[-2:]) != (height, width):
@@ -34,7 +40,7 @@ def resize_sample(sample: Sample, height: int, width: int) -> Sample:
         )[0]
         if "mask" in sample:
             out["mask"] = F.interpolate(
-                sample["mask"][None, None].float(), size=(height, width), mode="nearest"
+                sample["mask"][None, None].float(), size=(height, width), mode="nearest-exact"
             )[0, 0].long()
     return out
 

@@ -127,9 +127,13 @@ def with_legend(
 
 
 def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of an (H, W) or (H, W, C) array (labels stay labels)."""
-    rows = (np.arange(height) * array.shape[0] / height).astype(np.int64)
-    cols = (np.arange(width) * array.shape[1] / width).astype(np.int64)
+    """Nearest-neighbour resize of an (H, W) or (H, W, C) array (labels stay labels).
+
+    Samples at output pixel centres, like Pillow's ``NEAREST`` and the image resizes, so a
+    mask stays aligned with the image it is shown beside.
+    """
+    rows = ((np.arange(height) + 0.5) * array.shape[0] / height).astype(np.int64)
+    cols = ((np.arange(width) + 0.5) * array.shape[1] / width).astype(np.int64)
     resized: np.ndarray = array[rows][:, cols]
     return resized
 
