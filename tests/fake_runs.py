@@ -123,6 +123,12 @@ def make_run(
                     "loss_st": 0.4 * (1 - decay) + 0.05 * rng.random(),
                     "loss_d": 0.69 - 0.2 * (1 - decay) + 0.03 * rng.random(),
                     "accept_rate": min(1.0, 0.8 * (1 - decay)),
+                    "d_real_mean": 0.6 + 0.2 * (1 - decay),
+                    "d_fake_mean": 0.5 - 0.2 * (1 - decay) + 0.02 * rng.random(),
+                    "d_above_0.5": min(1.0, 0.8 * (1 - decay) + 0.15),
+                    "d_above_0.6": min(1.0, 0.8 * (1 - decay) + 0.1),
+                    "d_above_0.7": min(1.0, 0.8 * (1 - decay) + 0.05),
+                    "d_above_tau": min(1.0, 0.8 * (1 - decay)),
                     "lr_d": 1e-4,
                 }
             )

@@ -5,8 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from als4gan.train.losses import (
+    DISCRIMINATOR_STAT_KEYS,
     cross_entropy,
     discriminator_loss,
+    discriminator_record,
+    discriminator_statistics,
     feature_matching_loss,
     fill_invalid,
     onehot_with_ignore,
@@ -130,3 +133,31 @@ def test_discriminator_targets_fake_zero_real_one() -> None:
 def test_discriminator_loss_is_stable_for_extreme_logits() -> None:
     loss = discriminator_loss(torch.tensor([1e4]), torch.tensor([-1e4]))
     assert math.isfinite(loss.item())
+
+
+def test_discriminator_statistics_match_hand_computed_values() -> None:
+    d_real = torch.tensor([0.9, 0.7])
+    d_fake = torch.tensor([0.2, 0.55, 0.65, 0.75, 0.85])
+    stats = discriminator_statistics(d_real, d_fake, threshold=0.8)
+    assert stats.dtype == torch.float64 and len(stats) == len(DISCRIMINATOR_STAT_KEYS)
+    # sums: real 1.6 over 2, fake 3.0; above 0.5: 4, 0.6: 3, 0.7: 2, tau = 0.8: 1
+    assert stats.tolist() == pytest.approx([1.6, 2.0, 3.0, 4.0, 3.0, 2.0, 1.0])
+    # two accumulation steps (or processes) add up before dividing
+    other = discriminator_statistics(torch.tensor([0.5]), torch.tensor([0.95]), threshold=0.8)
+    totals = dict(zip(DISCRIMINATOR_STAT_KEYS, (stats + other).tolist(), strict=True))
+    record = discriminator_record(totals, judged=6.0)
+    assert record == pytest.approx(
+        {
+            "d_real_mean": 2.1 / 3,
+            "d_fake_mean": 3.95 / 6,
+            "d_above_0.5": 5 / 6,
+            "d_above_0.6": 4 / 6,
+            "d_above_0.7": 3 / 6,
+            "d_above_tau": 2 / 6,
+        }
+    )
+
+
+def test_discriminator_statistics_count_strictly_above_each_level() -> None:
+    stats = discriminator_statistics(torch.tensor([1.0]), torch.tensor([0.5, 0.6, 0.7]), 0.7)
+    assert stats[3:].tolist() == [2.0, 1.0, 0.0, 0.0]

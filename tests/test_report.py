@@ -101,9 +101,11 @@ def test_report_holds_every_section_and_images_decode(runs: list[Path], tmp_path
     kinds = {image.format for image in images}
     assert kinds == {"PNG", "JPEG"}
     assert sum(image.format == "JPEG" for image in images) == 3 + 3  # sheets + predictions
-    # comparison: 2 charts; seeded runs: losses, val curve, per-class, confusion, sheet,
-    # predictions (6 each); random run: no eval so no confusion matrix (5)
-    assert len(images) == 2 + 6 + 6 + 5
+    # comparison: 2 charts; seeded s4GAN runs: losses, discriminator, val curve, per-class,
+    # confusion, sheet, predictions (7 each); supervised random run: no discriminator, no eval
+    # so no confusion matrix (5)
+    assert len(images) == 2 + 7 + 7 + 5
+    assert text.count("Discriminator: mean D output") == 2
     # the two entropy seeds form one group with mean ± sd; the random run has no test score
     assert "± " in text and "n=0" not in text
     assert "random subset" in text and "3 randomly drawn labelled images" in text

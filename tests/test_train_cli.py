@@ -65,12 +65,23 @@ def test_s4gan_iteration_writes_the_run_folder(synthetic_root: Path, tmp_path: P
         "loss_st",
         "loss_d",
         "accept_rate",
+        "d_real_mean",
+        "d_fake_mean",
+        "d_above_0.5",
+        "d_above_0.6",
+        "d_above_0.7",
+        "d_above_tau",
         "lr_g",
         "lr_d",
         "time",
     }
     assert record["step"] == 1 and record["lr_g"] == 2.5e-4 and record["lr_d"] == 1e-4
     assert 0 <= record["accept_rate"] <= 1
+    # what D did: means in [0, 1], shares falling with the level, tau = 0.8 is the accept rate
+    assert 0 <= record["d_real_mean"] <= 1 and 0 <= record["d_fake_mean"] <= 1
+    shares = [record[f"d_above_{level}"] for level in ("0.5", "0.6", "0.7", "tau")]
+    assert 1 >= shares[0] >= shares[1] >= shares[2] >= shares[3] >= 0
+    assert record["d_above_tau"] == record["accept_rate"]
     assert all(math.isfinite(record[k]) for k in ("loss_ce", "loss_fm", "loss_st", "loss_d"))
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["kind"] for line in lines] == ["train", "val"]

@@ -194,6 +194,28 @@ def section_curves(run: RunInfo) -> str:
                     "training losses",
                 )
             )
+        d_values = {
+            key: [
+                float(r[key]) if isinstance(r.get(key), int | float) else math.nan
+                for r in run.train
+            ]
+            for key in plots.DISCRIMINATOR_LABELS
+            if any(isinstance(r.get(key), int | float) for r in run.train)
+        }
+        if d_values:
+            tau = run.config.get("threshold_st")
+            parts.append(
+                figure(
+                    plots.discriminator_png(
+                        steps, d_values, float(tau) if isinstance(tau, int | float) else None
+                    ),
+                    "Discriminator: mean D output for the ground truth and for the unlabelled "
+                    "predictions (solid), and the share of unlabelled samples D scores above "
+                    "0.5 / 0.6 / 0.7 / tau (dashed; above tau = used for self-training); "
+                    "moving averages.",
+                    "discriminator outputs",
+                )
+            )
     if run.val:
         steps = [float(r["step"]) for r in run.val]
         values = [

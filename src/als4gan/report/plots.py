@@ -35,6 +35,16 @@ LOSS_LABELS = {
     "accept_rate": "D accept rate (self-training)",
 }
 
+#: Human names of the discriminator keys of ``metrics.jsonl`` (s4GAN runs), in plot order.
+DISCRIMINATOR_LABELS = {
+    "d_real_mean": "mean D(ground truth)",
+    "d_fake_mean": "mean D(prediction)",
+    "d_above_0.5": "share D(prediction) > 0.5",
+    "d_above_0.6": "share D(prediction) > 0.6",
+    "d_above_0.7": "share D(prediction) > 0.7",
+    "d_above_tau": "share D(prediction) > tau (accepted)",
+}
+
 Series = tuple[str, Sequence[float], Sequence[float]]
 
 
@@ -177,6 +187,41 @@ def loss_curves_png(steps: Sequence[float], losses: Mapping[str, Sequence[float]
         ax.set_xlabel("iteration", fontsize=8)
     for ax in axes[len(keys) :]:
         ax.set_visible(False)
+    return figure_png(fig)
+
+
+def discriminator_png(
+    steps: Sequence[float], values: Mapping[str, Sequence[float]], tau: float | None = None
+) -> bytes:
+    """What D does over training: mean outputs (solid) and accepted shares (dashed), smoothed.
+
+    Args:
+        steps: Iterations of the records.
+        values: Series by :data:`DISCRIMINATOR_LABELS` key (missing keys are skipped).
+        tau: The self-training threshold, named in the legend when known.
+    """
+    fig = new_figure(7.0, 3.6)
+    ax = fig.add_subplot()
+    _style(ax)
+    window = max(1, len(steps) // 50)
+    for index, (key, label) in enumerate(DISCRIMINATOR_LABELS.items()):
+        if key not in values:
+            continue
+        if key == "d_above_tau" and tau is not None:
+            label = f"share D(prediction) > tau = {tau:g} (accepted)"
+        ax.plot(
+            steps,
+            smooth(np.asarray(values[key], dtype=np.float64), window),
+            label=label,
+            color=PALETTE[index % len(PALETTE)],
+            linestyle="-" if key.endswith("_mean") else "--",
+            linewidth=1.8,
+        )
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Discriminator D", fontsize=11)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("D output / share")
+    fig.legend(fontsize=7, frameon=False, loc="outside right upper")
     return figure_png(fig)
 
 

@@ -82,6 +82,71 @@ def select_confident(d_prob: torch.Tensor, threshold: float) -> torch.Tensor:
     return d_prob.detach().float() > threshold
 
 
+#: Fixed D-output levels whose share of unlabelled samples is logged (besides ``tau``).
+D_LEVELS = (0.5, 0.6, 0.7)
+
+
+def discriminator_statistics(
+    d_real: torch.Tensor, d_fake: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Sums that describe what D does in one micro-batch (no gradient, no synchronisation).
+
+    Sums rather than means, so that accumulation steps and processes can be added up before
+    dividing (see :data:`DISCRIMINATOR_STAT_KEYS`).
+
+    Args:
+        d_real: (B_g,) D's probabilities for the ground-truth inputs.
+        d_fake: (B_u,) D's probabilities for the unlabelled predictions.
+        threshold: The self-training threshold ``tau``.
+
+    Returns:
+        float64 ``[sum d_real, B_g, sum d_fake, #(d_fake > 0.5), #(> 0.6), #(> 0.7), #(> tau)]``.
+    """
+    real = d_real.detach().double()
+    fake = d_fake.detach().float()  # compared in float32, as select_confident does
+    counts = [(fake > level).sum().double() for level in (*D_LEVELS, threshold)]
+    return torch.stack(
+        [
+            real.sum(),
+            torch.tensor(float(real.numel()), dtype=torch.float64, device=real.device),
+            fake.double().sum(),
+            *counts,
+        ]
+    )
+
+
+#: Names of the entries of :func:`discriminator_statistics`.
+DISCRIMINATOR_STAT_KEYS = (
+    "d_real_sum",
+    "d_real_count",
+    "d_fake_sum",
+    *(f"d_above_{level}_count" for level in D_LEVELS),
+    "d_above_tau_count",
+)
+
+
+def discriminator_record(totals: dict[str, float], judged: float) -> dict[str, float]:
+    """Metrics-record fields from summed :func:`discriminator_statistics`.
+
+    Args:
+        totals: The summed statistics by :data:`DISCRIMINATOR_STAT_KEYS` name.
+        judged: Number of unlabelled samples D judged (the denominator of the shares).
+
+    Returns:
+        ``d_real_mean``, ``d_fake_mean`` and ``d_above_0.5`` / ``0.6`` / ``0.7`` / ``tau``:
+        the share of unlabelled samples whose D output exceeds that level.
+    """
+    judged = max(1.0, judged)
+    record = {
+        "d_real_mean": totals["d_real_sum"] / max(1.0, totals["d_real_count"]),
+        "d_fake_mean": totals["d_fake_sum"] / judged,
+    }
+    for level in D_LEVELS:
+        record[f"d_above_{level}"] = totals[f"d_above_{level}_count"] / judged
+    record["d_above_tau"] = totals["d_above_tau_count"] / judged
+    return record
+
+
 def pseudo_labels(
     logits: torch.Tensor, valid: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:

@@ -3,6 +3,7 @@
 Record schema (one JSON object per line)::
 
     {"kind": "train", "step", "loss_ce", "loss_fm", "loss_st", "loss_d", "accept_rate",
+     "d_real_mean", "d_fake_mean", "d_above_0.5", "d_above_0.6", "d_above_0.7", "d_above_tau",
      "lr_g", "lr_d", "time"}          # s4GAN-only keys absent for supervised runs
     {"kind": "val", "step", "miou", "pixel_accuracy", "mean_class_accuracy", "fwiou",
      "per_class_iou", "class_names"}

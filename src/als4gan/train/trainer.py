@@ -55,8 +55,11 @@ from als4gan.train.data import (
 )
 from als4gan.train.distributed import DistributedContext, all_reduce_sum
 from als4gan.train.losses import (
+    DISCRIMINATOR_STAT_KEYS,
     cross_entropy,
     discriminator_loss,
+    discriminator_record,
+    discriminator_statistics,
     feature_matching_loss,
     fill_invalid,
     onehot_with_ignore,
@@ -89,7 +92,16 @@ LABELLED_FILE = "train_labeled.txt"
 UNLABELLED_FILE = "train_unlabeled.txt"
 
 #: Order of the per-iteration statistics summed over accumulation steps and processes.
-STAT_KEYS = ("loss_ce", "loss_fm", "loss_st", "loss_d", "accepted", "judged", "stop")
+STAT_KEYS = (
+    "loss_ce",
+    "loss_fm",
+    "loss_st",
+    "loss_d",
+    "accepted",
+    "judged",
+    *DISCRIMINATOR_STAT_KEYS,
+    "stop",
+)
 
 
 def batchnorm_frozen(config: TrainConfig) -> bool:
@@ -420,7 +432,7 @@ class Trainer:
                 )
             backward(loss_d * scale)
 
-        return torch.stack(
+        losses = torch.stack(
             [
                 loss_ce.detach(),
                 loss_fm.detach(),
@@ -428,9 +440,12 @@ class Trainer:
                 loss_d.detach(),
                 selected.sum().float(),
                 torch.tensor(float(len(x_u)), device=self.device),
-                torch.zeros((), device=self.device),
             ]
         ).double()
+        # What D did in the generator phase (the outputs that chose the self-training samples).
+        d_stats = discriminator_statistics(real["prob"], fake["prob"], config.threshold_st)
+        stop = torch.zeros(1, dtype=torch.float64, device=self.device)
+        return torch.cat([losses, d_stats, stop])
 
     def _supervised_micro_step(self, sync: bool, scale: float) -> torch.Tensor:
         """The baseline: step 1 only (labelled cross-entropy)."""
@@ -482,6 +497,7 @@ class Trainer:
             record[key] = totals[key] / parts
         if self.s4gan:
             record["accept_rate"] = totals["accepted"] / max(1.0, totals["judged"])
+            record.update(discriminator_record(totals, totals["judged"]))
         for key in loss_keys:
             if not math.isfinite(record[key]):
                 raise TrainingDivergedError(
