@@ -131,7 +131,17 @@ def load_segmentation_model(
         key: value
         for key, value in checkpoint.items()
         if key
-        in ("format", "version", "kind", "model_spec", "dataset", "step", "metrics", "config")
+        in (
+            "format",
+            "version",
+            "kind",
+            "model_spec",
+            "dataset",
+            "step",
+            "metrics",
+            "config",
+            "inference",
+        )
     }
     meta["path"] = str(resolve_checkpoint_path(path))
     return model, meta

@@ -34,6 +34,7 @@ from als4gan.errors import CheckpointError, ConfigError
 from als4gan.inference import dense_crf, predict_probs
 from als4gan.io import atomic_write_text, read_yaml, utc_now, write_json
 from als4gan.metrics import ConfusionMatrix
+from als4gan.regime import DEFAULT_OVERLAP, InferenceRegime, recorded_regime
 from als4gan.runtime import autocast, progress
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,49 @@ def training_crop(checkpoint_meta: Mapping[str, Any]) -> int | None:
     return None
 
 
+def resolve_regime(
+    window: int | None, overlap: float | None, checkpoint_meta: Mapping[str, Any]
+) -> tuple[InferenceRegime, str]:
+    """The regime to score with, and where it came from.
+
+    By default the regime the checkpoint was validated with during training (so the test split
+    is scored the way ``best.pt`` was chosen); explicit ``--window`` / ``--overlap`` override
+    it, with a warning when they differ from the recorded one. Checkpoints that record no
+    regime fall back to :func:`resolve_window` and an overlap of 1/3.
+
+    Returns:
+        (the regime, and where it came from: ``"recorded"`` (as validated), ``"override"``
+        (explicit and different from the recorded one), ``"explicit"`` (explicit, nothing
+        recorded) or ``"default"`` (nothing given, nothing recorded)).
+    """
+    recorded = recorded_regime(checkpoint_meta)
+    if recorded is None:
+        return (
+            InferenceRegime(
+                resolve_window(window, checkpoint_meta),
+                DEFAULT_OVERLAP if overlap is None else overlap,
+            ),
+            "default" if window is None and overlap is None else "explicit",
+        )
+    if window is not None and window < 0:
+        raise ConfigError(f"--window must be positive (or 0 for whole images), got {window}")
+    chosen = InferenceRegime(
+        recorded.window if window is None else (window or None),
+        recorded.overlap if overlap is None else overlap,
+    )
+    windowed = chosen.window is not None or recorded.window is not None
+    if chosen.window != recorded.window or (windowed and chosen.overlap != recorded.overlap):
+        log.warning(
+            "warning: scoring with %s, but %s was validated with %s during training (its "
+            "best.pt was chosen that way); drop --window/--overlap to score the same way",
+            chosen.describe(),
+            checkpoint_meta.get("path", "this checkpoint"),
+            recorded.describe(),
+        )
+        return chosen, "override"
+    return chosen, "recorded"
+
+
 def resolve_window(window: int | None, checkpoint_meta: Mapping[str, Any]) -> int | None:
     """``--window`` (0 = whole images), else the training crop, else :data:`FALLBACK_WINDOW`."""
     if window is not None:
@@ -364,6 +408,7 @@ def evaluate_checkpoint(
     split: str,
     settings: EvalSettings,
     window: int | None = None,
+    overlap: float | None = None,
 ) -> dict[str, Any]:
     """Load a checkpoint, evaluate it on ``split`` and return the metrics with their context.
 
@@ -371,20 +416,24 @@ def evaluate_checkpoint(
         checkpoint: Checkpoint file or run folder.
         source: Dataset to read.
         split: Split name or id-list path.
-        settings: Prediction settings; its ``window`` is replaced by ``window`` when given
-            explicitly and otherwise by the checkpoint's training crop.
+        settings: Prediction settings; its ``window`` and ``overlap`` are replaced by the
+            regime of :func:`resolve_regime` (by default the one validation used in training).
         window: Explicit ``--window`` (``None`` = from the checkpoint; 0 = whole images).
+        overlap: Explicit ``--overlap`` (``None`` = from the checkpoint).
 
     Returns:
         The metrics of :func:`als4gan.metrics.metrics_from_confusion` plus ``split``,
-        ``dataset``, ``checkpoint``, ``step``, ``window``, ``overlap``, ``crf``, ``seconds``.
+        ``dataset``, ``checkpoint``, ``step``, ``window``, ``overlap``, ``regime`` (where the
+        window and overlap came from, see :func:`resolve_regime`), ``crf``,
+        ``seconds``.
     """
     model, meta = load_segmentation_model(checkpoint, settings.device)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     dataset = source.build(split)
     check_compatible(meta.get("model_spec") or {}, dataset, meta["path"], meta)
-    run_settings = dataclasses.replace(settings, window=resolve_window(window, meta))
+    regime, regime_source = resolve_regime(window, overlap, meta)
+    run_settings = dataclasses.replace(settings, window=regime.window, overlap=regime.overlap)
     started = time.perf_counter()
     step = meta.get("step")
     label = f"{split} ({Path(meta['path']).name}, step {step})"
@@ -399,6 +448,7 @@ def evaluate_checkpoint(
             "step": step,
             "window": run_settings.window,
             "overlap": run_settings.overlap,
+            "regime": regime_source,
             "crf": run_settings.crf,
             "seconds": round(time.perf_counter() - started, 3),
             "created": utc_now(),
@@ -424,6 +474,7 @@ def select_checkpoint(
     val_split: str,
     settings: EvalSettings,
     window: int | None = None,
+    overlap: float | None = None,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Score every checkpoint on the validation split and return the best one.
 
@@ -452,7 +503,7 @@ def select_checkpoint(
             first = scored[step]
             records.append({**first, "checkpoint": str(path), "same_as": first["checkpoint"]})
             continue
-        result = evaluate_checkpoint(path, source, val_split, settings, window)
+        result = evaluate_checkpoint(path, source, val_split, settings, window, overlap)
         record = {
             "checkpoint": str(path),
             "step": step,
@@ -478,6 +529,22 @@ def _fmt(value: Any, percent: bool = True) -> str:
     return f"{100 * float(value):.2f}" if percent else str(value)
 
 
+def _window_text(result: Mapping[str, Any]) -> str:
+    window, overlap = result.get("window"), result.get("overlap")
+    if not window:
+        text = "whole image"
+    elif isinstance(overlap, int | float):
+        text = f"{window} px (overlap {overlap:.2f})"
+    else:
+        text = f"{window} px"
+    regime = result.get("regime")
+    if regime == "recorded":
+        text += ", as in validation during training"
+    elif regime == "override":
+        text += ", overriding the validation regime recorded in the checkpoint"
+    return text
+
+
 def metrics_markdown(result: Mapping[str, Any]) -> str:
     """A Markdown summary: headline metrics and a per-class table (values in %)."""
     dataset = result.get("dataset") or {}
@@ -486,7 +553,7 @@ def metrics_markdown(result: Mapping[str, Any]) -> str:
         "",
         f"- checkpoint: `{result.get('checkpoint')}` (step {result.get('step')})",
         f"- images: {dataset.get('num_images', '?')}, labelled pixels: {result.get('pixels')}",
-        f"- window: {result.get('window') or 'whole image'}, CRF: {bool(result.get('crf'))}",
+        f"- window: {_window_text(result)}, CRF: {bool(result.get('crf'))}",
         "",
         "| metric | value (%) |",
         "|---|---:|",

@@ -20,6 +20,11 @@ predicted with overlapping sliding windows whose overlaps are blended.
 Writes RUN_DIR/eval/<split>/metrics.json, metrics.md and confusion_matrix.png (or into --out).
 Dataset options default to those recorded in the checkpoint / run folder.
 
+Images are segmented the way validation did during training (the window and overlap recorded
+in the checkpoint: whole images with 'train --val-window 0', else sliding windows of the
+validation window, by default the training crop), so the test split is scored the way best.pt
+was chosen. --window / --overlap override that, with a warning.
+
 --all-checkpoints scores every RUN_DIR/checkpoints/*.pt on the validation split, keeps the best
 one there and evaluates only that one on --split (the test split is never used for choosing).
 
@@ -40,10 +45,14 @@ class EvaluateConfig:
     split: str = option("test", "split to score: name under ROOT/splits, a .txt id list, or all")
     window: int | None = option(
         None,
-        "sliding-window side in pixels; 0 = whole images; none = the checkpoint's training crop",
+        "sliding-window side in pixels; 0 = whole images; none = as validation in training "
+        "(recorded in the checkpoint; else the training crop)",
         metavar="PX",
     )
-    overlap: float = option(0.33, "overlap fraction between neighbouring windows")
+    overlap: float | None = option(
+        None,
+        "overlap fraction between neighbouring windows; none = as validation in training (1/3)",
+    )
     batch_size: int = option(4, "windows (or same-sized images) per forward pass")
     device: str = option("auto", "torch device: auto, cpu, cuda, cuda:N, mps")
     amp: str = option(
@@ -83,6 +92,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def regime_text(result: dict[str, Any]) -> str:
+    """How the images were segmented, e.g. ``128 px windows, overlap 0.33, as in validation``."""
+    window, overlap = result.get("window"), result.get("overlap")
+    text = f"{window} px windows, overlap {overlap:.2f}" if window else "whole images"
+    source = {
+        "recorded": "as in validation",
+        "override": "overriding validation's regime",
+        "explicit": "as given",
+    }
+    return f"{text}, {source.get(result.get('regime', ''), 'default')}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate and write the metrics files."""
     from als4gan.commands.common import dataset_options
@@ -99,10 +120,11 @@ def run(args: argparse.Namespace) -> int:
         write_evaluation,
     )
     from als4gan.io import RunDir, atomic_write_text, write_json
+    from als4gan.regime import DEFAULT_OVERLAP
     from als4gan.runtime import resolve_amp, resolve_device, use_channels_last
 
     config = resolve_config(EvaluateConfig, args, args.config)
-    if not 0 <= config.overlap < 1:
+    if config.overlap is not None and not 0 <= config.overlap < 1:
         raise ConfigError(f"--overlap must lie in [0, 1), got {config.overlap}")
     if config.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {config.batch_size}")
@@ -124,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(config.device)
     settings = EvalSettings(
-        overlap=config.overlap,
+        overlap=DEFAULT_OVERLAP if config.overlap is None else config.overlap,
         batch_size=config.batch_size,
         device=device,
         amp=resolve_amp(config.amp, device),
@@ -158,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             checkpoints = list_run_checkpoints(run_dir)
             checkpoint, records = select_checkpoint(
-                checkpoints, source, config.val_split, settings, config.window
+                checkpoints, source, config.val_split, settings, config.window, config.overlap
             )
             selection: dict[str, Any] = {"split": config.val_split, "checkpoints": records}
             best = next(r for r in records if Path(r["checkpoint"]) == checkpoint)
@@ -177,7 +199,9 @@ def run(args: argparse.Namespace) -> int:
                 checkpoint,
                 100 * float(best["miou"] or 0.0),
             )
-        result = evaluate_checkpoint(checkpoint, source, config.split, settings, config.window)
+        result = evaluate_checkpoint(
+            checkpoint, source, config.split, settings, config.window, config.overlap
+        )
         if records:
             chosen = next(r for r in records if r["checkpoint"] == str(checkpoint))
             result["selected_on"] = {
@@ -193,6 +217,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{config.split}: mIoU {100 * (result['miou'] or 0):.2f} %, pixel accuracy "
         f"{100 * (result['pixel_accuracy'] or 0):.2f} % ({result['dataset']['num_images']} "
-        f"images) -> {paths['json']}"
+        f"images; {regime_text(result)}) -> {paths['json']}"
     )
     return 0

@@ -177,7 +177,13 @@ def run(args: argparse.Namespace) -> int:
                 return 0
         if context.is_main:
             # --stop-after is for this invocation only; a resumed run or a copy runs to the end.
-            recorded = dataclasses.replace(config, stop_after=None)
+            # The validation window is written resolved (the crop size when not given): it is
+            # the regime 'als4gan evaluate' repeats on the test split.
+            recorded = dataclasses.replace(
+                config,
+                stop_after=None,
+                val_window=trainer.regime.window or 0,
+            )
             write_yaml(run_dir / "config.yaml", config_to_dict(recorded))
             write_ids(run_dir / LABELLED_FILE, trainer.split.labelled)
             write_ids(run_dir / UNLABELLED_FILE, trainer.split.unlabelled)

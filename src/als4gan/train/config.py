@@ -171,7 +171,8 @@ class TrainConfig:
     val_every: int = option(1000, "validate every K iterations (and at the end); 0 = never")
     val_window: int | None = option(
         None,
-        "validation sliding-window side (default: the crop size); 0 = whole images in one pass",
+        "validation sliding-window side (default: the crop size); 0 = whole images in one "
+        "pass; recorded, and repeated by 'als4gan evaluate'",
     )
     checkpoint_every: int = option(1000, "write checkpoints/latest.pt every K iterations")
     keep_checkpoints: bool = option(

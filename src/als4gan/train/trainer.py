@@ -36,6 +36,7 @@ from als4gan.config import config_to_dict
 from als4gan.data.encoding import IGNORE_INDEX
 from als4gan.errors import ConfigError, DataError, DatasetNotFoundError, TrainingDivergedError
 from als4gan.models import S4GANDiscriminator, build_segmentation_model
+from als4gan.regime import aspp_warning, training_regime
 from als4gan.runtime import (
     autocast,
     default_num_workers,
@@ -306,6 +307,15 @@ class Trainer:
         in_channels = self.train_set.in_channels
         self.generator, self.model_spec = build_generator(config, self.num_classes, in_channels)
         self.bn_frozen = batchnorm_frozen(config)
+        # How validation segments images; recorded in the checkpoints so that 'als4gan
+        # evaluate' scores the test split the same way by default.
+        self.regime = training_regime(config.val_window, config.crop_size)
+        if context.is_main:
+            warning = aspp_warning(
+                self.generator, config.crop_size, config.resolved_output_stride()
+            )
+            if warning:
+                logger.warning(warning)
         self.discriminator: S4GANDiscriminator | None = None
         if self.s4gan:
             with torch.random.fork_rng(devices=[]):
@@ -530,10 +540,7 @@ class Trainer:
 
     def validation_window(self) -> int | None:
         """Sliding-window side for validation (None = whole images in one pass)."""
-        window = self.config.val_window
-        if window is None:
-            return self.config.crop_size
-        return window or None
+        return self.regime.window
 
     def run_validation(self) -> dict[str, Any]:
         """Validate the generator on the validation split and record the result."""
@@ -543,7 +550,8 @@ class Trainer:
             self.generator,
             self.val_set,
             self.context,
-            window=self.validation_window(),
+            window=self.regime.window,
+            overlap=self.regime.overlap,
             amp=self.amp,
             channels_last=self.channels_last,
             show_progress=self.show_progress,
@@ -572,6 +580,7 @@ class Trainer:
             "step": self.step,
             "config": config_to_dict(self.config),
             "metrics": self.last_val,
+            "inference": self.regime.to_dict(),
             "method": self.config.method,
             "labelled": {"source": self.split.source, "count": len(self.split.labelled)},
         }
@@ -679,7 +688,8 @@ class Trainer:
             f"{'frozen' if self.bn_frozen else 'trained'}), {self.num_classes} classes; "
             f"{config.iterations} iterations of batch {config.batch_size} at "
             f"{config.crop_size}px (micro-batch {self.micro_batch} x {config.grad_accum} "
-            f"accumulation{processes}); device {self.device}, {precision}, {layout}"
+            f"accumulation{processes}); device {self.device}, {precision}, {layout}\n"
+            f"validation (and 'als4gan evaluate' by default): {self.regime.describe()}"
         )
 
     def fit(self) -> dict[str, Any]:

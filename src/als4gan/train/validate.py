@@ -10,6 +10,7 @@ from torch import nn
 from als4gan.data import SegmentationDataset
 from als4gan.inference import predict_probs
 from als4gan.metrics import ConfusionMatrix
+from als4gan.regime import DEFAULT_OVERLAP
 from als4gan.runtime import autocast, progress
 from als4gan.train.distributed import DistributedContext, all_reduce_sum
 
@@ -21,6 +22,7 @@ def validate(
     context: DistributedContext,
     *,
     window: int | None,
+    overlap: float = DEFAULT_OVERLAP,
     amp: bool = False,
     channels_last: bool = False,
     show_progress: bool = True,
@@ -37,6 +39,7 @@ def validate(
         dataset: The validation split (full images, no augmentation).
         context: Distributed context.
         window: Sliding-window side (None: whole images in one pass).
+        overlap: Overlap fraction between neighbouring windows.
         amp: bf16 autocast.
         channels_last: Feed channels_last inputs.
         show_progress: Progress bar on the main process.
@@ -61,7 +64,7 @@ def validate(
         if channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
-            probs = predict_probs(model, image, dataset.num_classes, window=window)
+            probs = predict_probs(model, image, dataset.num_classes, window=window, overlap=overlap)
         matrix.update(probs.argmax(dim=1)[0].cpu(), sample["mask"])
     if context.enabled:
         counts = torch.as_tensor(matrix.matrix, dtype=torch.float64, device=device)
