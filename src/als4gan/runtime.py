@@ -39,16 +39,14 @@ def resolve_device(name: str = "auto") -> torch.device:
 def bf16_is_fast(device: torch.device) -> bool:
     """Whether bf16 autocast is expected to speed this device up.
 
-    On CUDA this needs native bf16 (Ampere or newer). On CPU it needs AVX-512 BF16 or AMX
-    instructions: without them oneDNN emulates bf16 and runs slower than fp32 (measured 2.6x-4.5x
-    slower on an AVX-512 CPU without BF16).
+    On CUDA this needs native bf16 (Ampere or newer). On CPU ``auto`` always keeps fp32: without
+    AVX-512 BF16 or AMX oneDNN emulates bf16 and runs slower than fp32 (measured 2.6x-4.5x slower
+    on an AVX-512 CPU without BF16), and with them bf16 results depend on the CPU model and on
+    how images are batched, so the same seed would give different numbers on different
+    machines. ``--amp bf16`` still turns it on.
     """
     if device.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        cpu = getattr(torch, "cpu", None)
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        return any(bool(getattr(cpu, check, lambda: False)()) for check in checks)
     return False
 
 
