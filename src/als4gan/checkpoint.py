@@ -179,18 +179,21 @@ def resolve_preprocessing(
                 "it learned. Omit --bands to use the recorded ones."
             )
     chosen_max = record["image_max"]
-    if image_max is not None and not record.get("partial"):
-        if chosen_max is None or float(image_max) != float(chosen_max):
-            trained = (
-                f"--image-max {float(chosen_max):g}"
-                if chosen_max is not None
-                else "no --image-max (8-bit images / 255, floats in [0, 1])"
-            )
-            raise ConfigError(
-                f"{where} was trained with {trained} but --image-max {float(image_max):g} was "
-                "given; pixels would be scaled differently from training. Omit --image-max to "
-                "use the recorded scaling."
-            )
+    if (
+        image_max is not None
+        and not record.get("partial")
+        and (chosen_max is None or float(image_max) != float(chosen_max))
+    ):
+        trained = (
+            f"--image-max {float(chosen_max):g}"
+            if chosen_max is not None
+            else "no --image-max (8-bit images / 255, floats in [0, 1])"
+        )
+        raise ConfigError(
+            f"{where} was trained with {trained} but --image-max {float(image_max):g} was "
+            "given; pixels would be scaled differently from training. Omit --image-max to "
+            "use the recorded scaling."
+        )
     if chosen_max is None:
         chosen_max = image_max
     return (list(trained_bands) if trained_bands else bands), chosen_max

@@ -205,7 +205,9 @@ def resolve_data_source(
     return DataSource(str(chosen_name), str(chosen_root), chosen_options)
 
 
-def _recorded_preprocessing_options(name: str, checkpoint_meta: Mapping[str, Any]) -> dict[str, Any]:
+def _recorded_preprocessing_options(
+    name: str, checkpoint_meta: Mapping[str, Any]
+) -> dict[str, Any]:
     """``bands`` / ``image_max`` the checkpoint was trained with, for datasets that take them."""
     import inspect
 

@@ -250,7 +250,8 @@ def model_input(
     no-data pixels (NaN, ``nodata``) are fed as 0 and written as no-data afterwards.
     """
     scaled = scale_to_unit(array, image_max, source=source, nodata=nodata, band_axis=band_axis)
-    return np.nan_to_num(scaled, copy=False, nan=0.0)
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    return scaled
 
 
 def choose_bands(

@@ -62,10 +62,10 @@ def read_split(root: str | Path, split: str) -> list[str]:
 
 
 def check_sample_id(sample_id: str, source: str = "the split") -> str:
-    """Return ``sample_id`` after checking it names a file inside the dataset root.
+    r"""Return ``sample_id`` after checking it names a file inside the dataset root.
 
     Ids are file stems, optionally under sub-folders (``a/b``). Refused: empty ids, absolute
-    paths (``/x``, ``C:/x``, ``\\server\\x``), ``..`` components and backslashes (a ``..\\``
+    paths (``/x``, ``C:/x``, ``\server\x``), ``..`` components and backslashes (a ``..\``
     would leave the root on Windows), and control characters.
 
     Args:
@@ -177,8 +177,7 @@ class SegmentationDataset(Dataset[Sample], abc.ABC):
 
     @abc.abstractmethod
     def load_image(self, sample_id: str) -> np.ndarray:
-        """The image of ``sample_id`` as (H, W, C) array: ``uint8``, or float32 in [0, 1] with
-        NaN for no-data pixels."""
+        """The image of ``sample_id``: (H, W, C) ``uint8``, or float32 in [0, 1] (NaN = no data)."""
 
     @abc.abstractmethod
     def load_mask(self, sample_id: str) -> np.ndarray:
@@ -265,8 +264,12 @@ class SegmentationDataset(Dataset[Sample], abc.ABC):
         return clone
 
     def preprocessing(self) -> dict[str, Any]:
-        """How stored pixels become model inputs: 1-based ``bands`` read (``None`` = the first
-        ones) and ``image_max``, the value meaning 1.0 (``None`` = ``uint8`` / 255)."""
+        """How stored pixels become model inputs (recorded in checkpoints).
+
+        Returns:
+            ``bands``: 1-based bands read (``None`` = the first ones); ``image_max``: the stored
+            value meaning 1.0 (``None`` = ``uint8`` / 255, float kept in [0, 1]).
+        """
         return {"bands": None, "image_max": None}
 
     def describe(self) -> dict[str, Any]:

@@ -153,7 +153,7 @@ def scale_to_unit(
             values = values[~np.isnan(values)]
         low = float(values.min()) if values.size else 0.0
         high = float(values.max()) if values.size else 0.0
-        if float_input and 0.0 <= low and high <= 1.0:
+        if float_input and low >= 0.0 and high <= 1.0:
             scaled = array.astype(np.float32)
         else:
             where = f"{source} holds" if source is not None else "the image holds"
