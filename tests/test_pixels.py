@@ -114,6 +114,17 @@ def test_prepare_refuses_a_useless_image_max(
     assert not (tmp_path / "out" / "dataset.json").exists()
 
 
+def test_prepare_refuses_16_bit_images_without_a_scale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sentinel_folder(tmp_path / "src", count=3, size=16)
+    args = ["prepare", "folder", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "out")]
+    assert main([*args, "--bands", "4", "3", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "t0.tif holds uint16 pixels" in err and "--image-max 5000" in err
+    assert main([*args, "--bands", "4", "3", "2", "--image-max", "10000"]) == 0
+
+
 def test_datasets_refuse_unscaled_wide_pixels(tmp_path: Path) -> None:
     for name, image in (
         ("u16", np.full((16, 16, 3), 1200, np.uint16)),

@@ -558,6 +558,8 @@ def prepare_folder(
     dataset = FolderDataset(
         src_root, ALL_SPLIT, classes_file=classes_file, bands=bands, image_max=image_max
     )
+    if dataset.ids:  # one image read now: pixels that need --image-max are refused here
+        dataset.load_image(dataset.ids[0])
     params = {
         "source": str(src_root.resolve()),
         "classes": dataset.spec.to_dict(),
