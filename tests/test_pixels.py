@@ -306,6 +306,10 @@ def test_training_records_preprocessing_and_predict_uses_it(
         )
         == 0
     )
+    capsys.readouterr()
+    evaluate = ["evaluate", "--checkpoint", str(run), "--split", "val"]
+    assert main([*evaluate, "--bands", "1", "2", "3", "--out", str(tmp_path / "e3")]) == 2
+    assert "trained on bands 4 3 2" in capsys.readouterr().err
     other = tmp_path / "other"
     assert (
         main(
@@ -336,18 +340,26 @@ def test_training_records_preprocessing_and_predict_uses_it(
     assert "prepared with --image-max 5000" in capsys.readouterr().err
 
 
-def test_resolve_preprocessing_for_old_and_new_checkpoints() -> None:
+def test_resolve_preprocessing_for_old_and_new_checkpoints(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     new = {"preprocessing": preprocessing_record({"bands": [4, 3, 2], "image_max": 10000}, 3)}
     assert resolve_preprocessing(new, None, None, 3) == ([4, 3, 2], 10000.0)
     assert resolve_preprocessing(new, [4, 3, 2], 10000.0, 3) == ([4, 3, 2], 10000.0)
     with pytest.raises(ConfigError, match="Omit --bands"):
         resolve_preprocessing(new, [1, 2, 3], None, 3)
+    with pytest.raises(ConfigError, match="trained with --image-max 10000"):
+        resolve_preprocessing(new, None, 65535.0, 3)
+    # trained on 8-bit images, first bands: explicit values for other inputs, with a warning
     plain = {"preprocessing": preprocessing_record({"bands": None, "image_max": None}, 3)}
-    assert resolve_preprocessing(plain, [1, 2, 3], None, 3) == ([1, 2, 3], None)
-    with pytest.raises(ConfigError, match="no --image-max"):
-        resolve_preprocessing(plain, None, 255.0, 3)
-    old: dict[str, object] = {"config": {"bands": None}}  # written before the record existed
-    assert resolve_preprocessing(old, [2, 3, 4], 65535.0, 3) == ([2, 3, 4], 65535.0)
+    assert resolve_preprocessing(plain, None, None, 3) == (None, None)
+    with caplog.at_level(logging.WARNING, logger="als4gan.checkpoint"):
+        assert resolve_preprocessing(plain, [3, 2, 1], 65535.0, 3) == ([3, 2, 1], 65535.0)
+    assert "trained on 8-bit" in caplog.text and "first 3 band(s)" in caplog.text
+    old: dict[str, object] = {"config": {"bands": [2, 3, 4]}}  # written before the record
+    assert resolve_preprocessing(old, None, 65535.0, 3) == ([2, 3, 4], 65535.0)
+    with pytest.raises(ConfigError, match="trained on bands 2 3 4"):
+        resolve_preprocessing(old, [1, 2, 3], None, 3)
 
 
 # --------------------------------------------------------------------------- predict no-data

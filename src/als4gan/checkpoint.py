@@ -21,6 +21,7 @@ Only tensors, numbers, strings, lists, tuples and dicts are stored, so loading n
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from als4gan.io import atomic_write_bytes
 FORMAT = "als4gan-checkpoint"
 VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
+
+log = logging.getLogger(__name__)
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -151,52 +154,57 @@ def resolve_preprocessing(
     image_max: float | None,
     in_channels: int,
 ) -> tuple[list[int] | None, float | None]:
-    """Bands and scale to feed a checkpoint: the recorded ones, explicit values only if equal.
+    """Bands and scale to feed a checkpoint: the recorded ones; an explicit one only if equal.
+
+    A field the checkpoint does not record (older checkpoints; ``bands`` of a model trained on
+    the first bands; ``image_max`` of one trained on 8-bit or [0, 1] float images) takes the
+    explicit value, with a warning when it is given.
 
     Args:
         meta: Checkpoint metadata (``path`` names it in messages).
         bands: ``--bands`` (``None`` when not given).
         image_max: ``--image-max`` (``None`` when not given).
-        in_channels: Bands the model takes (recorded ``None`` bands = the first ones).
+        in_channels: Bands the model takes.
 
     Returns:
         (bands, image_max) to use; ``None`` = the defaults (first bands; ``uint8`` / 255).
 
     Raises:
-        ConfigError: If an explicit value differs from the recorded one.
+        ConfigError: If an explicit value differs from a recorded one.
     """
-    record = recorded_preprocessing(meta)
+    record = recorded_preprocessing(meta) or {"bands": None, "image_max": None}
     where = meta.get("path", "the checkpoint")
-    if record is None:
-        return bands, image_max
-    trained_bands = record["bands"]
-    if bands is not None:
-        effective = trained_bands or list(range(1, in_channels + 1))
-        if list(bands) != list(effective):
-            raise ConfigError(
-                f"{where} was trained on bands {' '.join(map(str, effective))} but --bands "
-                f"{' '.join(map(str, bands))} was given; the model would see other bands than "
-                "it learned. Omit --bands to use the recorded ones."
-            )
-    chosen_max = record["image_max"]
-    if (
-        image_max is not None
-        and not record.get("partial")
-        and (chosen_max is None or float(image_max) != float(chosen_max))
-    ):
-        trained = (
-            f"--image-max {float(chosen_max):g}"
-            if chosen_max is not None
-            else "no --image-max (8-bit images / 255, floats in [0, 1])"
-        )
+    trained_bands, trained_max = record["bands"], record["image_max"]
+    if bands is not None and trained_bands and list(bands) != list(trained_bands):
         raise ConfigError(
-            f"{where} was trained with {trained} but --image-max {float(image_max):g} was "
-            "given; pixels would be scaled differently from training. Omit --image-max to "
-            "use the recorded scaling."
+            f"{where} was trained on bands {' '.join(map(str, trained_bands))} but --bands "
+            f"{' '.join(map(str, bands))} was given; the model would see other bands than it "
+            "learned. Omit --bands to use the recorded ones."
         )
-    if chosen_max is None:
-        chosen_max = image_max
-    return (list(trained_bands) if trained_bands else bands), chosen_max
+    if image_max is not None and trained_max is not None and float(image_max) != float(trained_max):
+        raise ConfigError(
+            f"{where} was trained with --image-max {float(trained_max):g} but --image-max "
+            f"{float(image_max):g} was given; pixels would be scaled differently from "
+            "training. Omit --image-max to use the recorded scale."
+        )
+    if "preprocessing" in meta and not record.get("partial"):
+        if bands is not None and not trained_bands:
+            log.warning(
+                "%s was trained on the first %d band(s) of its images; reading bands %s "
+                "as given by --bands",
+                where,
+                in_channels,
+                " ".join(map(str, bands)),
+            )
+        if image_max is not None and trained_max is None:
+            log.warning(
+                "%s was trained on 8-bit (/ 255) or [0, 1] float images; scaling by "
+                "--image-max %g as given",
+                where,
+                float(image_max),
+            )
+    chosen_bands = list(trained_bands) if trained_bands else bands
+    return chosen_bands, float(trained_max) if trained_max is not None else image_max
 
 
 def build_model_from_checkpoint(
