@@ -28,7 +28,9 @@ from als4gan.data.base import check_sample_id
 from als4gan.data.imageio import check_image_max, scale_to_unit
 from als4gan.data.transforms import TrainAugment
 from als4gan.errors import ConfigError, DataError
+from tests.data.deepglobe.data import write_deepglobe
 from tests.data.folder.data import COLORS, write_classes, write_geotiff
+from tests.data.ucm.data import write_ucm
 
 COLOR_CLASSES = {
     "classes": [
@@ -153,6 +155,11 @@ def test_nan_and_nodata_pixels_are_ignored_in_samples_and_stats(
     assert (sample["image"][:, :6] == 0).all()  # fed as 0
     assert (sample["mask"][:6] == 255).all()  # ignored by losses and metrics
     assert torch.equal(sample["mask"][6:], torch.from_numpy(masks[0][6:].astype(np.int64)))
+    from als4gan.train.data import UnlabelledImages
+
+    unlabelled = UnlabelledImages(dataset)[0]  # validity map of the self-training loss
+    assert (unlabelled["mask"][:6] == 255).all() and (unlabelled["mask"][6:] == 0).all()
+    assert (unlabelled["image"][:, :6] == 0).all()
     out = tmp_path / "stats.json"
     assert (
         main(
@@ -231,8 +238,11 @@ def test_every_dataset_refuses_ids_outside_its_root(synthetic_root: Path, tmp_pa
     with pytest.raises(DataError, match="absolute path"):
         dataset.subset(["/tmp/x"])
     raster_folder(tmp_path / "folder", [np.zeros((16, 16, 3), np.uint8)])
-    with pytest.raises(DataError, match=r"'\.\.' component"):
-        build_dataset("folder", tmp_path / "folder", str(bad_split))
+    write_ucm(tmp_path / "ucm", per_scene=1)
+    write_deepglobe(tmp_path / "deepglobe", num_images=2)
+    for name in ("folder", "ucm", "deepglobe"):
+        with pytest.raises(DataError, match=r"'\.\.' component"):
+            build_dataset(name, tmp_path / name, str(bad_split))
 
 
 def test_images_smaller_than_the_crop_are_reported_once(caplog: pytest.LogCaptureFixture) -> None:
