@@ -93,6 +93,7 @@ def test_scaling_rule_needs_an_explicit_scale_beyond_8_bits() -> None:
         scale_to_unit(np.array([[0.0, 5000.0]], np.float32))
     with pytest.raises(DataError, match="int16 pixels"):
         scale_to_unit(np.array([[-3, 900]], np.int16))
+    assert np.array_equal(scale_to_unit(np.array([[True, False]])), [[1.0, 0.0]])
     with pytest.raises(DataError, match="--image-max 65535"):  # capped at the dtype's maximum
         scale_to_unit(np.array([[0, 65000]], np.uint16))
 

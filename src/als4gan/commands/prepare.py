@@ -141,7 +141,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=(
             "pixel value that maps to 1.0, e.g. 10000 for Sentinel-2 reflectance; required for "
-            "images wider than 8 bits or floats outside [0, 1] (default: 255 for 8-bit images)"
+            "integer images other than 8-bit and floats outside [0, 1] (default: 255 for 8-bit)"
         ),
     )
     folder.add_argument(

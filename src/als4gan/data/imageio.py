@@ -119,9 +119,9 @@ def scale_to_unit(
     """Pixels as stored -> float32 in [0, 1], the one scaling rule of every reader and predict.
 
     * ``image_max`` given: divided by it and clipped to [0, 1];
-    * ``uint8`` (or bool): divided by 255;
+    * ``uint8``: divided by 255 (bool: True is 1.0);
     * float already in [0, 1]: kept;
-    * anything else (integers wider than 8 bits, floats outside [0, 1]) needs ``image_max``:
+    * anything else (integers other than ``uint8``, floats outside [0, 1]) needs ``image_max``:
       an error shows the observed range and suggests a value.
 
     No-data pixels (NaN, or equal to ``nodata``, in any band) are NaN in every band of the
@@ -143,8 +143,10 @@ def scale_to_unit(
     if image_max is not None:
         scaled = array.astype(np.float32) / np.float32(image_max)
         np.clip(scaled, 0.0, 1.0, out=scaled)
-    elif array.dtype == np.uint8 or array.dtype == np.bool_:
+    elif array.dtype == np.uint8:
         scaled = array.astype(np.float32) / np.float32(255.0)
+    elif array.dtype == np.bool_:  # 1-bit images: True is 1.0
+        scaled = array.astype(np.float32)
     else:
         values = array.ravel()
         if nodata is not None:
@@ -160,7 +162,7 @@ def scale_to_unit(
             kind = (
                 f"{array.dtype} pixels outside [0, 1]"
                 if float_input
-                else f"{array.dtype} pixels (wider than 8 bits)"
+                else f"{array.dtype} pixels (integers other than uint8)"
             )
             p99 = float(np.percentile(values, 99)) if values.size else high
             suggested = _round_up(high)
