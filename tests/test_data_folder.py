@@ -6,6 +6,7 @@ import pytest
 from als4gan.cli import main
 from als4gan.data import build_dataset
 from als4gan.data.folder import load_classes_file, parse_classes, prepare_folder
+from als4gan.data.imageio import read_raster
 from als4gan.errors import ConfigError, DataError, DatasetNotFoundError
 from als4gan.io import read_json, read_yaml
 from tests.data.folder.data import CLASSES, write_classes, write_folder, write_geotiff
@@ -22,15 +23,15 @@ def test_mask_formats_decode_to_the_same_classes(tmp_path: Path, mask_format: st
 
 def test_geotiff_band_selection(tmp_path: Path) -> None:
     write_folder(tmp_path, image_format="geotiff", bands=5)
-    default = build_dataset("folder", tmp_path, "all")
+    default = build_dataset("folder", tmp_path, "all", image_max=10000)
     assert default.in_channels == 3 and default[0]["image"].shape == (3, 10, 10)
-    chosen = build_dataset("folder", tmp_path, "all", bands=[5, 1])
+    chosen = build_dataset("folder", tmp_path, "all", bands=[5, 1], image_max=10000)
     assert chosen.in_channels == 2
     image = chosen[0]["image"]
     assert image.shape == (2, 10, 10)
-    raw = default.load_image(default.ids[0])  # uint16 as stored, bands 1..3
+    raw = read_raster(default.image_path(default.ids[0]))  # uint16 as stored, bands 1..3
     assert raw.dtype == np.uint16
-    assert np.allclose(image[1].numpy(), raw[:, :, 0] / 65535.0)
+    assert np.allclose(image[1].numpy(), raw[:, :, 0] / 10000.0)
     with pytest.raises(DataError, match=r"band\(s\) \[7\] do not exist"):
         build_dataset("folder", tmp_path, "all", bands=[7])
 

@@ -234,7 +234,8 @@ def test_band_selection_and_mismatch(
     write_geotiff(tmp_path / "one.tif", rng.integers(0, 255, (1, 50, 60), dtype=np.uint8))
     Image.fromarray(rng.integers(0, 255, (50, 60), dtype=np.uint8)).save(tmp_path / "grey.png")
     base = ["predict", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out")]
-    assert main([*base, str(tmp_path / "four.tif"), "--bands", "4", "3", "2", "--overlay"]) == 0
+    four = [str(tmp_path / "four.tif"), "--bands", "4", "3", "2", "--overlay"]
+    assert main([*base, *four, "--image-max", "65535"]) == 0
     assert (tmp_path / "out" / "four_classes.tif").is_file()
     capsys.readouterr()
     assert main([*base, str(tmp_path / "one.tif")]) == 2

@@ -8,6 +8,8 @@ A checkpoint is a dict of plain data and tensors::
       "model_spec": {"arch": "deeplabv2", "backbone": "resnet18", "num_classes": 6,
                      "in_channels": 3, ...options of build_segmentation_model},
       "dataset": {"name": ..., "classes": ClassTable.to_dict(), "label_names": [...]},
+      "preprocessing": {"bands": [4, 3, 2] or None, "image_max": 10000.0 or None,
+                        "scaling": ..., "nodata": ..., "normalization": {"mean": [...], ...}},
       "model": state_dict of the segmentation network,
       "step": int,
       ... trainer state (discriminator, optimisers, schedulers, RNG, sampler) ...
@@ -19,6 +21,7 @@ Only tensors, numbers, strings, lists, tuples and dicts are stored, so loading n
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,12 +29,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from als4gan.errors import CheckpointError
+from als4gan.errors import CheckpointError, ConfigError
 from als4gan.io import atomic_write_bytes
 
 FORMAT = "als4gan-checkpoint"
 VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
+
+log = logging.getLogger(__name__)
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -99,6 +104,109 @@ def recorded_classes(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def preprocessing_record(preprocessing: Mapping[str, Any], in_channels: int) -> dict[str, Any]:
+    """What a checkpoint records about how stored pixels became the model's inputs.
+
+    Args:
+        preprocessing: The training dataset's ``preprocessing()`` (``bands``, ``image_max``).
+        in_channels: Bands the model takes.
+    """
+    from als4gan.models.normalize import IMAGENET_MEAN, IMAGENET_STD
+
+    bands = preprocessing.get("bands")
+    image_max = preprocessing.get("image_max")
+    extra = max(0, in_channels - 3)
+    return {
+        "bands": [int(b) for b in bands] if bands else None,
+        "image_max": float(image_max) if image_max is not None else None,
+        "scaling": (
+            f"divided by {float(image_max):g}, clipped to [0, 1]"
+            if image_max is not None
+            else "uint8 divided by 255; float kept in [0, 1]"
+        ),
+        "nodata": "NaN and the raster's no-data value: fed as 0, labelled ignore",
+        "normalization": {
+            "mean": list(IMAGENET_MEAN[:in_channels]) + [0.5] * extra,
+            "std": list(IMAGENET_STD[:in_channels]) + [0.25] * extra,
+            "where": "inside the model",
+        },
+    }
+
+
+def recorded_preprocessing(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``bands`` and ``image_max`` a checkpoint was trained with (``None`` if not recorded).
+
+    Checkpoints written before the record existed give their configured ``bands`` (when set)
+    and no ``image_max``; ``None`` is returned when they configured nothing.
+    """
+    record = meta.get("preprocessing")
+    if isinstance(record, Mapping):
+        return {"bands": record.get("bands"), "image_max": record.get("image_max")}
+    config = meta.get("config")
+    if isinstance(config, Mapping) and config.get("bands"):
+        return {"bands": [int(b) for b in config["bands"]], "image_max": None, "partial": True}
+    return None
+
+
+def resolve_preprocessing(
+    meta: Mapping[str, Any],
+    bands: list[int] | None,
+    image_max: float | None,
+    in_channels: int,
+) -> tuple[list[int] | None, float | None]:
+    """Bands and scale to feed a checkpoint: the recorded ones; an explicit one only if equal.
+
+    A field the checkpoint does not record (older checkpoints; ``bands`` of a model trained on
+    the first bands; ``image_max`` of one trained on 8-bit or [0, 1] float images) takes the
+    explicit value, with a warning when it is given.
+
+    Args:
+        meta: Checkpoint metadata (``path`` names it in messages).
+        bands: ``--bands`` (``None`` when not given).
+        image_max: ``--image-max`` (``None`` when not given).
+        in_channels: Bands the model takes.
+
+    Returns:
+        (bands, image_max) to use; ``None`` = the defaults (first bands; ``uint8`` / 255).
+
+    Raises:
+        ConfigError: If an explicit value differs from a recorded one.
+    """
+    record = recorded_preprocessing(meta) or {"bands": None, "image_max": None}
+    where = meta.get("path", "the checkpoint")
+    trained_bands, trained_max = record["bands"], record["image_max"]
+    if bands is not None and trained_bands and list(bands) != list(trained_bands):
+        raise ConfigError(
+            f"{where} was trained on bands {' '.join(map(str, trained_bands))} but --bands "
+            f"{' '.join(map(str, bands))} was given; the model would see other bands than it "
+            "learned. Omit --bands to use the recorded ones."
+        )
+    if image_max is not None and trained_max is not None and float(image_max) != float(trained_max):
+        raise ConfigError(
+            f"{where} was trained with --image-max {float(trained_max):g} but --image-max "
+            f"{float(image_max):g} was given; pixels would be scaled differently from "
+            "training. Omit --image-max to use the recorded scale."
+        )
+    if "preprocessing" in meta and not record.get("partial"):
+        if bands is not None and not trained_bands:
+            log.warning(
+                "%s was trained on the first %d band(s) of its images; reading bands %s "
+                "as given by --bands",
+                where,
+                in_channels,
+                " ".join(map(str, bands)),
+            )
+        if image_max is not None and trained_max is None:
+            log.warning(
+                "%s was trained on 8-bit (/ 255) or [0, 1] float images; scaling by "
+                "--image-max %g as given",
+                where,
+                float(image_max),
+            )
+    chosen_bands = list(trained_bands) if trained_bands else bands
+    return chosen_bands, float(trained_max) if trained_max is not None else image_max
+
+
 def build_model_from_checkpoint(
     checkpoint: dict[str, Any], device: str | torch.device = "cpu"
 ) -> nn.Module:
@@ -141,6 +249,7 @@ def load_segmentation_model(
             "metrics",
             "config",
             "inference",
+            "preprocessing",
         )
     }
     meta["path"] = str(resolve_checkpoint_path(path))

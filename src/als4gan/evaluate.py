@@ -28,6 +28,7 @@ from als4gan.checkpoint import (
     load_checkpoint,
     load_segmentation_model,
     recorded_classes,
+    recorded_preprocessing,
 )
 from als4gan.data import SegmentationDataset, build_dataset
 from als4gan.errors import CheckpointError, ConfigError
@@ -200,8 +201,74 @@ def resolve_data_source(
     chosen_options = {
         key: recorded[key] for key in DATASET_OPTION_KEYS if key in recorded and same_dataset
     }
+    chosen_options.update(_recorded_preprocessing_options(str(chosen_name), checkpoint_meta))
     chosen_options.update(options)
     return DataSource(str(chosen_name), str(chosen_root), chosen_options)
+
+
+def _recorded_preprocessing_options(
+    name: str, checkpoint_meta: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``bands`` / ``image_max`` the checkpoint was trained with, for datasets that take them."""
+    import inspect
+
+    from als4gan.data import DATASETS
+
+    record = recorded_preprocessing(checkpoint_meta)
+    if record is None or name not in DATASETS:
+        return {}
+    accepted = inspect.signature(DATASETS[name].__init__).parameters
+    return {
+        key: record[key]
+        for key in ("bands", "image_max")
+        if key in accepted and record.get(key) is not None
+    }
+
+
+def check_preprocessing(
+    dataset: SegmentationDataset, checkpoint: str, checkpoint_meta: Mapping[str, Any]
+) -> None:
+    """Refuse a dataset read with other bands or another scale than the checkpoint's training.
+
+    Raises:
+        CheckpointError: Naming both values and the fix.
+    """
+    record = recorded_preprocessing(checkpoint_meta)
+    if record is None or record.get("partial"):
+        return  # written before checkpoints recorded the preprocessing
+    have = dataset.preprocessing()
+    in_channels = int((checkpoint_meta.get("model_spec") or {}).get("in_channels", 3))
+    want_bands = record.get("bands") or list(range(1, in_channels + 1))
+    have_bands = have.get("bands") or list(range(1, dataset.in_channels + 1))
+    if list(want_bands) != list(have_bands):
+        raise CheckpointError(
+            f"{checkpoint} was trained on bands {' '.join(map(str, want_bands))} but dataset "
+            f"'{dataset.name}' at {dataset.root} reads bands {' '.join(map(str, have_bands))}. "
+            "Omit --bands to use the recorded ones."
+        )
+
+    def describe(value: Any) -> str:
+        return f"--image-max {float(value):g}" if value is not None else "no --image-max"
+
+    want_max = record.get("image_max")
+    prepared = getattr(dataset, "meta", None)
+    prepared_max = prepared.get("image_max") if isinstance(prepared, Mapping) else None
+    for have_max, where in (
+        (have.get("image_max"), "is read with"),
+        (prepared_max, "was prepared with"),
+    ):
+        if have_max is None and where == "was prepared with":
+            continue
+        same = (have_max is None and want_max is None) or (
+            have_max is not None and want_max is not None and float(have_max) == float(want_max)
+        )
+        if not same:
+            raise CheckpointError(
+                f"{checkpoint} was trained with {describe(want_max)} but dataset "
+                f"'{dataset.name}' at {dataset.root} {where} {describe(have_max)}: its pixels "
+                "would be scaled differently from training. Evaluate on data prepared like the "
+                "training data, or omit --image-max to use the recorded scale."
+            )
 
 
 def training_crop(checkpoint_meta: Mapping[str, Any]) -> int | None:
@@ -432,6 +499,7 @@ def evaluate_checkpoint(
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     dataset = source.build(split)
     check_compatible(meta.get("model_spec") or {}, dataset, meta["path"], meta)
+    check_preprocessing(dataset, meta["path"], meta)
     regime, regime_source = resolve_regime(window, overlap, meta)
     run_settings = dataclasses.replace(settings, window=regime.window, overlap=regime.overlap)
     started = time.perf_counter()

@@ -42,7 +42,7 @@ from torch import nn
 
 from als4gan.checkpoint import recorded_classes
 from als4gan.data.encoding import IGNORE_INDEX, ClassTable
-from als4gan.data.imageio import GEOTIFF_SUFFIXES
+from als4gan.data.imageio import GEOTIFF_SUFFIXES, invalid_pixels, scale_to_unit
 from als4gan.errors import CheckpointError, ConfigError, DataError, DatasetNotFoundError
 from als4gan.inference import even_window_starts, tent_profile
 from als4gan.io import atomic_open, utc_now, write_json
@@ -72,6 +72,7 @@ class PredictSettings:
         amp: bf16 autocast.
         channels_last: channels_last memory format for model and inputs.
         bands: 1-based bands to read (``None`` = the first ``in_channels`` bands).
+        image_max: Stored pixel value meaning 1.0 (``None``: ``uint8`` / 255, float in [0, 1]).
         confidence: Also write the max-probability raster.
         overlay: Also write the class colours over the input image.
         preview_size: Longest side of PNG previews of streamed rasters.
@@ -85,6 +86,7 @@ class PredictSettings:
     amp: bool = False
     channels_last: bool = False
     bands: list[int] | None = None
+    image_max: float | None = None
     confidence: bool = False
     overlay: bool = False
     preview_size: int = 2048
@@ -235,13 +237,21 @@ def output_names(files: Sequence[Path]) -> list[str]:
     return names
 
 
-def scale_to_unit(array: np.ndarray) -> np.ndarray:
-    """Pixel values -> float32 as the datasets feed models: ``uint8`` / 255, ``uint16`` / 65535."""
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
-    return array.astype(np.float32)
+def model_input(
+    array: np.ndarray,
+    image_max: float | None,
+    source: Path,
+    nodata: float | None = None,
+    band_axis: int = 0,
+) -> np.ndarray:
+    """Pixels as stored -> float32 model input, scaled like the training images.
+
+    Scaling is :func:`als4gan.data.imageio.scale_to_unit` (the rule every dataset uses);
+    no-data pixels (NaN, ``nodata``) are fed as 0 and written as no-data afterwards.
+    """
+    scaled = scale_to_unit(array, image_max, source=source, nodata=nodata, band_axis=band_axis)
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    return scaled
 
 
 def choose_bands(
@@ -301,8 +311,15 @@ class ArraySource:
 
     streamed = False
 
-    def __init__(self, path: Path, in_channels: int, bands: Sequence[int] | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        in_channels: int,
+        bands: Sequence[int] | None,
+        image_max: float | None = None,
+    ) -> None:
         self.path = path
+        self.image_max = image_max
         try:
             with Image.open(path) as opened:
                 opened.load()
@@ -319,21 +336,28 @@ class ArraySource:
         self.dtype = array.dtype
         self.pixels = np.ascontiguousarray(array[:, :, [b - 1 for b in chosen]])
         self.height, self.width = self.pixels.shape[:2]
+        # Scaled once: refuses pixels that need --image-max before any tile is predicted.
+        self.scaled = scale_to_unit(self.pixels, image_max, source=path)
+        self.invalid = invalid_pixels(self.scaled)
+        np.nan_to_num(self.scaled, copy=False, nan=0.0)
 
     def read(self, top: int, left: int, height: int, width: int) -> np.ndarray:
         """See :class:`Source`."""
-        tile = self.pixels[top : top + height, left : left + width]
-        return scale_to_unit(np.ascontiguousarray(tile.transpose(2, 0, 1)))
+        tile = self.scaled[top : top + height, left : left + width]
+        return np.ascontiguousarray(tile.transpose(2, 0, 1))
 
     def valid(self, top: int, height: int) -> np.ndarray | None:
-        """Every pixel of an ordinary image has data."""
-        return None
+        """Pixels that are not NaN (``None`` when every pixel has data)."""
+        if self.invalid is None:
+            return None
+        rows: np.ndarray = ~self.invalid[top : top + height]
+        return rows
 
     def display(self) -> np.ndarray:
         """(H, W, 3) ``uint8`` for overlays."""
         from als4gan.report.images import display_rgb
 
-        return display_rgb(scale_to_unit(self.pixels), stretch=self.dtype != np.uint8)
+        return display_rgb(self.scaled, stretch=self.dtype != np.uint8)
 
 
 class RasterSource:
@@ -341,11 +365,18 @@ class RasterSource:
 
     streamed = True
 
-    def __init__(self, path: Path, in_channels: int, bands: Sequence[int] | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        in_channels: int,
+        bands: Sequence[int] | None,
+        image_max: float | None = None,
+    ) -> None:
         import rasterio
         from rasterio.errors import RasterioIOError
 
         self.path = path
+        self.image_max = image_max
         try:
             self.dataset = rasterio.open(path)
         except RasterioIOError as err:
@@ -357,10 +388,24 @@ class RasterSource:
         self.height, self.width = self.dataset.height, self.dataset.width
         dtypes = {self.dataset.dtypes[b - 1] for b in self.bands}
         self.dtype = np.dtype(dtypes.pop()) if len(dtypes) == 1 else np.dtype("float32")
+        nodata = {self.dataset.nodatavals[b - 1] for b in self.bands} - {None}
+        self.nodata: float | None = float(nodata.pop()) if len(nodata) == 1 else None
         from rasterio.enums import MaskFlags
 
         flags = [self.dataset.mask_flag_enums[b - 1] for b in self.bands]
         self.has_nodata = any(MaskFlags.all_valid not in flag for flag in flags)
+        self.floating = np.issubdtype(self.dtype, np.floating)
+        if image_max is None and self.dtype != np.uint8:
+            self._check_scale()
+
+    def _check_scale(self) -> None:
+        """Refuse, before predicting, pixels that need ``--image-max`` (decimated read)."""
+        from rasterio.enums import Resampling
+
+        side = 512
+        shape = (len(self.bands), min(side, self.height), min(side, self.width))
+        sample = self.dataset.read(self.bands, out_shape=shape, resampling=Resampling.nearest)
+        scale_to_unit(sample, None, source=self.path, nodata=self.nodata, band_axis=0)
 
     def _window(self, top: int, left: int, height: int, width: int) -> Any:
         from rasterio.windows import Window
@@ -378,15 +423,20 @@ class RasterSource:
                 f"{self.path}: reading rows {top}-{top + height} failed ({err}); the file is "
                 "corrupt or truncated"
             ) from None
-        return scale_to_unit(data)
+        return model_input(data, self.image_max, self.path, self.nodata)
 
     def valid(self, top: int, height: int) -> np.ndarray | None:
-        """Pixels that are not no-data in any chosen band (``None`` if the raster has none)."""
-        if not self.has_nodata:
+        """Pixels with data in every chosen band: not masked, not NaN (``None`` if all are)."""
+        if not self.has_nodata and not self.floating:
             return None
         window = self._window(top, 0, height, self.width)
-        masks = self.dataset.read_masks(self.bands, window=window)
-        valid: np.ndarray = np.all(masks > 0, axis=0)
+        valid: np.ndarray = np.ones((height, self.width), dtype=bool)
+        if self.has_nodata:
+            masks = self.dataset.read_masks(self.bands, window=window)
+            valid &= np.all(masks > 0, axis=0)
+        if self.floating:
+            for band in self.bands:  # one band at a time: bounded memory
+                valid &= ~np.isnan(self.dataset.read(band, window=window))
         return valid
 
     def close(self) -> None:
@@ -395,7 +445,7 @@ class RasterSource:
 
 
 def open_source(
-    path: Path, in_channels: int, bands: Sequence[int] | None
+    path: Path, in_channels: int, bands: Sequence[int] | None, image_max: float | None = None
 ) -> ArraySource | RasterSource:
     """A :class:`RasterSource` for TIFF files, an :class:`ArraySource` for other images.
 
@@ -403,8 +453,8 @@ def open_source(
         DataError: If the file cannot be read or its bands do not fit the model.
     """
     if path.suffix.lower() in GEOTIFF_SUFFIXES:
-        return RasterSource(path, in_channels, bands)
-    return ArraySource(path, in_channels, bands)
+        return RasterSource(path, in_channels, bands, image_max)
+    return ArraySource(path, in_channels, bands, image_max)
 
 
 # --------------------------------------------------------------------------- engine
@@ -718,9 +768,8 @@ def _preview_from_rasters(
         pixels = source.dataset.read(
             bands, out_shape=(len(bands), height, width), resampling=Resampling.average
         )
-        image = display_rgb(
-            np.moveaxis(scale_to_unit(pixels), 0, -1), stretch=source.dtype != np.uint8
-        )
+        scaled = model_input(pixels, source.image_max, source.path, source.nodata)
+        image = display_rgb(np.moveaxis(scaled, 0, -1), stretch=source.dtype != np.uint8)
     return preview, image
 
 
@@ -740,7 +789,7 @@ def predict_file(
     from als4gan.report.images import blend_overlay, with_legend
 
     started = time.perf_counter()
-    source = open_source(path, in_channels, settings.bands)
+    source = open_source(path, in_channels, settings.bands, settings.image_max)
     grid = TileGrid.build(source.height, source.width, settings.window, settings.overlap)
     outputs: dict[str, Path] = {}
     summary: dict[str, Any] = {

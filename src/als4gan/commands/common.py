@@ -60,6 +60,8 @@ def dataset_options(args: argparse.Namespace) -> dict[str, Any]:
         options["classes_file"] = args.classes_file
     if getattr(args, "bands", None):
         options["bands"] = list(args.bands)
+    if getattr(args, "image_max", None) is not None:
+        options["image_max"] = float(args.image_max)
     return options
 
 

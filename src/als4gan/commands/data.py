@@ -32,6 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_dataset_arguments(stats, split_default="train")
+    from als4gan.data.imageio import image_max_arg
+
+    stats.add_argument(
+        "--image-max",
+        type=image_max_arg,
+        default=None,
+        help="folder datasets: pixel value that maps to 1.0 (default: recorded by 'prepare')",
+    )
     stats.add_argument(
         "--json", default=None, metavar="FILE", help="also write the figures as JSON"
     )

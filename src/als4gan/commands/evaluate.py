@@ -81,8 +81,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", default=None, choices=sorted(DATASETS), help="dataset format")
     data.add_argument("--root", default=None, help="dataset root folder")
     data.add_argument("--classes-file", default=None, help="folder datasets: YAML/JSON class table")
+    from als4gan.data.imageio import image_max_arg
+
     data.add_argument(
-        "--bands", type=int, nargs="+", default=None, help="folder datasets: 1-based bands"
+        "--bands",
+        type=int,
+        nargs="+",
+        default=None,
+        help="folder datasets: 1-based bands (default and only accepted value: the recorded ones)",
+    )
+    data.add_argument(
+        "--image-max",
+        type=image_max_arg,
+        default=None,
+        help=(
+            "folder datasets: pixel value that maps to 1.0 (default and only accepted value: "
+            "the one recorded in the checkpoint)"
+        ),
     )
     add_config_arguments(parser, EvaluateConfig, title="evaluation")
     parser.add_argument("--config", default=None, help="YAML file with evaluation options")

@@ -15,6 +15,10 @@ Segment image files, folders of images and GeoTIFFs of any size with a trained c
 Inputs are cut into overlapping tiles whose predictions are blended. GeoTIFFs are read and
 written window by window, so memory stays bounded whatever the raster size.
 
+Pixels are read and scaled as the model was trained (bands and --image-max recorded in the
+checkpoint); a different --bands or --image-max is refused. No-data pixels (NaN, or the
+raster's no-data value) are written as class 255 (the GeoTIFF's no-data value).
+
 Outputs in --out, per input NAME:
   GeoTIFF input   NAME_classes.tif  class indices (CRS + transform kept, colour table embedded)
                   NAME_color.tif    class colours, full size;  NAME_color.png  preview + legend
@@ -62,12 +66,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint file, or a run folder (uses RUN_DIR/checkpoints/best.pt)",
     )
     parser.add_argument("--out", required=True, help="output folder")
+    from als4gan.data.imageio import image_max_arg
+
     parser.add_argument(
         "--bands",
         type=int,
         nargs="+",
         default=None,
-        help="1-based input bands to feed the model (default: the first bands)",
+        help=(
+            "1-based input bands to feed the model (default: the bands recorded in the "
+            "checkpoint, else the first ones); a value other than the recorded one is refused"
+        ),
+    )
+    parser.add_argument(
+        "--image-max",
+        type=image_max_arg,
+        default=None,
+        help=(
+            "pixel value that maps to 1.0 (default: the one recorded in the checkpoint); only "
+            "for checkpoints that record none, a different value is refused"
+        ),
     )
     parser.add_argument(
         "--classes-file",
@@ -83,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     """Predict every input."""
     import torch
 
-    from als4gan.checkpoint import load_segmentation_model
+    from als4gan.checkpoint import load_segmentation_model, resolve_preprocessing
     from als4gan.errors import ConfigError
     from als4gan.evaluate import resolve_window
     from als4gan.predict import (
@@ -121,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
     if args.classes_file:
         requested = load_class_table(args.classes_file, table.colors)
         table = match_class_table(table, requested, args.classes_file)
+    bands, image_max = resolve_preprocessing(
+        meta, list(args.bands) if args.bands else None, args.image_max, in_channels
+    )
     window = resolve_window(config.window, meta)
     if window is None:
         raise ConfigError("--window 0 (whole images) is not possible for predict; give a size")
@@ -131,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
         device=device,
         amp=resolve_amp(config.amp, device),
         channels_last=use_channels_last("auto", device),
-        bands=list(args.bands) if args.bands else None,
+        bands=bands,
+        image_max=image_max,
         confidence=config.confidence,
         overlay=config.overlay,
         preview_size=config.preview_size,

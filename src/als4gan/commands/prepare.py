@@ -110,6 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ucm.add_argument("--out", required=True, help="output folder (may equal --src)")
     _add_split_options(ucm, "images")
 
+    from als4gan.data.imageio import image_max_arg
+
     folder = sub.add_parser(
         "folder",
         help="split any images/ + masks/ folder described by a classes file",
@@ -135,9 +137,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     folder.add_argument(
         "--image-max",
-        type=float,
+        type=image_max_arg,
         default=None,
-        help="pixel value that maps to 1.0 (default: 255 for 8-bit, 65535 for 16-bit images)",
+        help=(
+            "pixel value that maps to 1.0, e.g. 10000 for Sentinel-2 reflectance; required for "
+            "integer images other than 8-bit and floats outside [0, 1] (default: 255 for 8-bit)"
+        ),
     )
     folder.add_argument(
         "--stratify",

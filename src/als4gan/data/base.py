@@ -10,8 +10,9 @@ to the backbone's statistics happens inside the models, so images stay in [0, 1]
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from als4gan.data.encoding import ClassTable, dominant_class
+from als4gan.data.imageio import scale_to_unit
 from als4gan.errors import DataError, DatasetNotFoundError
 from als4gan.io import read_ids
 
@@ -59,19 +61,60 @@ def read_split(root: str | Path, split: str) -> list[str]:
     return ids
 
 
+def check_sample_id(sample_id: str, source: str = "the split") -> str:
+    r"""Return ``sample_id`` after checking it names a file inside the dataset root.
+
+    Ids are file stems, optionally under sub-folders (``a/b``). Refused: empty ids, absolute
+    paths (``/x``, ``C:/x``, ``\server\x``), ``..`` components and backslashes (a ``..\``
+    would leave the root on Windows), and control characters.
+
+    Args:
+        sample_id: The id.
+        source: Where it comes from (a split file, an id list), for the message.
+
+    Raises:
+        DataError: Naming the id, ``source`` and the fix.
+    """
+    problem = None
+    if not sample_id or not sample_id.strip():
+        problem = "is empty"
+    elif re.search(r"[\x00-\x1f]", sample_id):
+        problem = "holds control characters"
+    elif "\\" in sample_id:
+        problem = "holds a backslash (use '/' between sub-folders)"
+    elif PurePosixPath(sample_id).is_absolute() or PureWindowsPath(sample_id).is_absolute():
+        problem = "is an absolute path"
+    elif re.match(r"^[A-Za-z]:", sample_id):
+        problem = "starts with a drive letter"
+    elif ".." in PurePosixPath(sample_id).parts:
+        problem = "has a '..' component (it would read files outside the dataset root)"
+    if problem is not None:
+        raise DataError(
+            f"sample id {sample_id!r} in {source} {problem}. Ids are file names without "
+            "extension relative to the dataset's image folder; fix or remove that line."
+        )
+    return sample_id
+
+
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, C) array -> float32 (C, H, W) tensor in [0, 1].
 
-    ``uint8`` is divided by 255, ``uint16`` by 65535; float input is taken as already scaled.
+    Pixels are scaled by :func:`als4gan.data.imageio.scale_to_unit` (``uint8`` / 255, float in
+    [0, 1] kept, anything else refused); no-data pixels (NaN) are fed as 0.
     """
     if image.ndim == 2:
         image = image[:, :, None]
-    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-    if image.dtype == np.uint8:
-        return tensor.float().div_(255.0)
-    if image.dtype == np.uint16:
-        return tensor.float().div_(65535.0)
-    return tensor.float()
+    scaled = scale_to_unit(image)
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    return torch.from_numpy(np.ascontiguousarray(scaled.transpose(2, 0, 1)))
+
+
+def nodata_pixels(image: np.ndarray) -> np.ndarray | None:
+    """(H, W) bool of the no-data pixels (NaN in any band) of a loaded image, or ``None``."""
+    if not np.issubdtype(image.dtype, np.floating):
+        return None
+    invalid = np.isnan(image).any(axis=2) if image.ndim == 3 else np.isnan(image)
+    return invalid if invalid.any() else None
 
 
 def mask_to_tensor(mask: np.ndarray) -> torch.Tensor:
@@ -112,7 +155,7 @@ class SegmentationDataset(Dataset[Sample], abc.ABC):
         self.transform = transform
         self._verify_root()
         if ids is not None:
-            self.ids = list(ids)
+            self.ids = [check_sample_id(str(i), "the given ids") for i in ids]
         elif split == ALL_SPLIT:
             self.ids = sorted(self.discover_ids())
             if not self.ids:
@@ -121,6 +164,9 @@ class SegmentationDataset(Dataset[Sample], abc.ABC):
                 )
         else:
             self.ids = read_split(self.root, split)
+            where = split if split.endswith(".txt") else str(split_path(self.root, split))
+            for sample_id in self.ids:
+                check_sample_id(sample_id, where)
         if not hasattr(self, "label_names"):
             self.label_names = self.classes.names
 
@@ -131,7 +177,7 @@ class SegmentationDataset(Dataset[Sample], abc.ABC):
 
     @abc.abstractmethod
     def load_image(self, sample_id: str) -> np.ndarray:
-        """The image of ``sample_id`` as (H, W, C) array (``uint8`` unless stated)."""
+        """The image of ``sample_id``: (H, W, C) ``uint8``, or float32 in [0, 1] (NaN = no data)."""
 
     @abc.abstractmethod
     def load_mask(self, sample_id: str) -> np.ndarray:
@@ -173,6 +219,8 @@ class SegmentationDataset(Dataset[Sample], abc.ABC):
     def load_pair(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         """Image and decoded mask of ``sample_id``, checked to have the same size.
 
+        No-data image pixels (NaN) are labelled ignore, so losses and metrics skip them.
+
         Raises:
             DataError: If their sizes differ.
         """
@@ -185,6 +233,10 @@ class SegmentationDataset(Dataset[Sample], abc.ABC):
                 f"{mask.shape[1]}x{mask.shape[0]} (width x height). Re-export the mask at the "
                 "image's size (nearest-neighbour resampling only) or drop the id from the split."
             )
+        invalid = nodata_pixels(image)
+        if invalid is not None:
+            mask = mask.copy()
+            mask[invalid] = self.classes.ignore_index
         return image, mask
 
     def __getitem__(self, index: int) -> Sample:
@@ -208,8 +260,17 @@ class SegmentationDataset(Dataset[Sample], abc.ABC):
         """A dataset of the same kind and root holding only ``ids`` (in that order)."""
         clone = self.__class__.__new__(self.__class__)
         clone.__dict__.update(self.__dict__)
-        clone.ids = list(ids)
+        clone.ids = [check_sample_id(str(i), "the given ids") for i in ids]
         return clone
+
+    def preprocessing(self) -> dict[str, Any]:
+        """How stored pixels become model inputs (recorded in checkpoints).
+
+        Returns:
+            ``bands``: 1-based bands read (``None`` = the first ones); ``image_max``: the stored
+            value meaning 1.0 (``None`` = ``uint8`` / 255, float kept in [0, 1]).
+        """
+        return {"bands": None, "image_max": None}
 
     def describe(self) -> dict[str, Any]:
         """Metadata recorded in run folders and checkpoints."""
@@ -221,4 +282,5 @@ class SegmentationDataset(Dataset[Sample], abc.ABC):
             "in_channels": self.in_channels,
             "classes": self.classes.to_dict(),
             "label_names": list(self.label_names),
+            "preprocessing": self.preprocessing(),
         }

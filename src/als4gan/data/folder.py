@@ -2,13 +2,15 @@
 
 Layout: ``ROOT/images/<id>.<png|jpg|tif|tiff>`` and ``ROOT/masks/<id>.<png|tif|tiff>`` (same
 stem). Images may be GeoTIFFs with any number of bands, read through rasterio; ``bands``
-(1-based, default the first three) selects them and ``in_channels`` is their number. ``uint8``
-images are scaled by 1/255 and ``uint16`` by 1/65535 unless ``image_max`` says otherwise
-(e.g. 10000 for Sentinel-2 reflectances); other integer types need ``image_max``; float images
-are taken as already in [0, 1].
+(1-based, default the first three) selects them and ``in_channels`` is their number. Pixels
+are scaled by :func:`als4gan.data.imageio.scale_to_unit`: ``uint8`` by 1/255, float images in
+[0, 1] as they are, anything else (``uint16``, ``int16``, floats such as 0-5000) only with
+``image_max`` (e.g. 10000 for Sentinel-2 reflectances). NaN pixels and the raster's no-data
+value are no-data: labelled ignore, fed as 0.
 
 Masks are decoded per file: single-channel masks (index PNG/TIFF) through the class values,
-RGB masks through the class colours. The classes file::
+RGB masks through the class colours. Palette PNG masks are decoded through their palette
+(as colours) when the classes file gives colours, else by their indices. The classes file::
 
     classes:                   # index order = class index
       - name: background
@@ -47,7 +49,14 @@ from als4gan.data.encoding import (
     decode_index_mask,
     dominant_class,
 )
-from als4gan.data.imageio import GEOTIFF_SUFFIXES, read_mask_array, read_raster
+from als4gan.data.imageio import (
+    GEOTIFF_SUFFIXES,
+    check_image_max,
+    read_mask_array,
+    read_raster,
+    read_raster_with_nodata,
+    scale_to_unit,
+)
 from als4gan.data.prepared import (
     check_dataset_kind,
     data_root,
@@ -317,9 +326,11 @@ class FolderDataset(SegmentationDataset):
             not self.bands or any(not isinstance(b, int) or b < 1 for b in self.bands)
         ):
             raise ConfigError(f"--bands must be 1-based band numbers, got {self.bands}")
-        self.image_max: float | None = image_max if image_max else meta.get("image_max")
-        if self.image_max is not None and self.image_max <= 0:
-            raise ConfigError(f"image_max must be positive, got {self.image_max}")
+        self.image_max: float | None = (
+            check_image_max(image_max)
+            if image_max is not None
+            else check_image_max(meta.get("image_max"), f"image_max in {Path(root)}/dataset.json")
+        )
         self._images: dict[str, Path] = {}
         self._masks: dict[str, Path] = {}
         #: Pixels with a value/colour outside the table set to ignore (``unknown: ignore``).
@@ -432,26 +443,27 @@ class FolderDataset(SegmentationDataset):
         return path
 
     def load_image(self, sample_id: str) -> np.ndarray:
-        """(H, W, bands) image: ``uint8``/``uint16`` as stored, else float32 in [0, 1]."""
+        """(H, W, bands) image: ``uint8`` as stored, else float32 in [0, 1] (NaN = no data).
+
+        Raises:
+            DataError: If the pixels need ``--image-max`` (see
+                :func:`als4gan.data.imageio.scale_to_unit`) or the band count differs.
+        """
         path = self.image_path(sample_id)
-        image = read_raster(path, self.bands)
+        image, nodata = read_raster_with_nodata(path, self.bands)
         expected = len(self.bands) if self.bands else self._probed_channels
         if expected is not None and image.shape[2] != expected:
             raise DataError(
                 f"{path} has {image.shape[2]} band(s) but the dataset reads {expected} (from "
                 f"the first image). Give all images the same bands, or pass --bands."
             )
-        if self.image_max is not None:
-            scaled: np.ndarray = np.clip(image.astype(np.float32) / self.image_max, 0.0, 1.0)
-            return scaled
-        if image.dtype in (np.uint8, np.uint16):
+        if image.dtype == np.uint8 and self.image_max is None and nodata is None:
             return image
-        if np.issubdtype(image.dtype, np.floating):
-            return image.astype(np.float32)
-        raise DataError(
-            f"{path} holds {image.dtype} pixels; say which value means 1.0 with "
-            "'als4gan prepare folder --image-max VALUE' (e.g. 10000 for Sentinel-2)"
-        )
+        return scale_to_unit(image, self.image_max, source=path, nodata=nodata)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The ``bands`` and ``image_max`` this dataset reads with."""
+        return {"bands": self.bands, "image_max": self.image_max}
 
     def load_mask(self, sample_id: str) -> np.ndarray:
         """Class indices (255 = ignore) from an index or colour mask.
@@ -461,8 +473,8 @@ class FolderDataset(SegmentationDataset):
                 ``unknown: ignore``) or is a colour mask while the file gives no colours.
         """
         path = self.mask_path(sample_id)
-        stored = read_mask_array(path)
         spec = self.spec
+        stored = read_mask_array(path, palette_colors=spec.has_colors)
         if stored.ndim == 2:
             value_map = {value: index for index, value in enumerate(spec.values)}
             mask, bad = decode_index_mask(
@@ -546,6 +558,8 @@ def prepare_folder(
     dataset = FolderDataset(
         src_root, ALL_SPLIT, classes_file=classes_file, bands=bands, image_max=image_max
     )
+    if dataset.ids:  # one image read now: pixels that need --image-max are refused here
+        dataset.load_image(dataset.ids[0])
     params = {
         "source": str(src_root.resolve()),
         "classes": dataset.spec.to_dict(),

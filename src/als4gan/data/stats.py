@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 
-from als4gan.data.base import SegmentationDataset, image_to_tensor
+from als4gan.data.base import SegmentationDataset, image_to_tensor, nodata_pixels
 from als4gan.errors import Als4ganError
 
 #: At most this many problems/warnings are printed (all are in the JSON output).
@@ -36,8 +37,9 @@ class SampleReport:
         class_pixels: Pixel count per mask value (256 entries; 255 = ignore).
         label: Image-level label (-1 when unknown).
         unmatched: Pixels the dataset set to ignore because they matched no class.
-        channel_sum: Per-band sum of image values in [0, 1].
+        channel_sum: Per-band sum of image values in [0, 1] (no-data pixels left out).
         channel_sumsq: Per-band sum of squared image values.
+        image_pixels: Pixels with data (those summed).
     """
 
     sample_id: str
@@ -50,6 +52,7 @@ class SampleReport:
     unmatched: int = 0
     channel_sum: np.ndarray | None = None
     channel_sumsq: np.ndarray | None = None
+    image_pixels: int = 0
 
 
 def inspect_sample(dataset: SegmentationDataset, sample_id: str) -> SampleReport:
@@ -59,6 +62,9 @@ def inspect_sample(dataset: SegmentationDataset, sample_id: str) -> SampleReport
         image, mask = dataset.load_pair(sample_id)
         label = dataset._label_from_mask(sample_id, mask)
         pixels = image_to_tensor(image).double().flatten(1)
+        invalid = nodata_pixels(image)
+        if invalid is not None:  # NaN / the raster's no-data value: not part of the statistics
+            pixels = pixels[:, torch.from_numpy(~invalid.ravel())]
     except Als4ganError as err:
         return SampleReport(sample_id, error=str(err))
     except Exception as err:  # keep going on anything a broken file can raise
@@ -73,6 +79,7 @@ def inspect_sample(dataset: SegmentationDataset, sample_id: str) -> SampleReport
         unmatched=int(getattr(dataset, "unmatched_pixels", 0)) - before,
         channel_sum=pixels.sum(1).numpy(),
         channel_sumsq=pixels.square().sum(1).numpy(),
+        image_pixels=int(pixels.shape[1]),
     )
 
 
@@ -156,7 +163,7 @@ class StatsAccumulator:
             if self.channel_sum.shape == report.channel_sum.shape:  # first band count only
                 self.channel_sum += report.channel_sum
                 self.channel_sumsq += report.channel_sumsq
-                self.channel_pixels += report.height * report.width
+                self.channel_pixels += report.image_pixels
         if report.unmatched:
             self.warnings.append(
                 {
@@ -206,7 +213,11 @@ def summarize(dataset: SegmentationDataset, totals: StatsAccumulator) -> dict[st
     num_read = totals.num_samples - len(totals.problems)
     mean: list[float] | None = None
     std: list[float] | None = None
-    if totals.channel_sum is not None and totals.channel_sumsq is not None and all_pixels:
+    if (
+        totals.channel_sum is not None
+        and totals.channel_sumsq is not None
+        and totals.channel_pixels
+    ):
         mean_array = totals.channel_sum / totals.channel_pixels
         variance = np.maximum(totals.channel_sumsq / totals.channel_pixels - mean_array**2, 0.0)
         mean = [round(float(v), 4) for v in mean_array]

@@ -9,6 +9,7 @@ torch's legacy ``nearest`` samples at top-left corners and moves edges by up to 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ from als4gan.data.base import Sample, SegmentationDataset
 from als4gan.data.encoding import IGNORE_INDEX
 
 RandomTransform = Callable[[Sample, torch.Generator], Sample]
+
+log = logging.getLogger(__name__)
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
@@ -80,10 +83,26 @@ class TrainAugment:
         self.scale_range = scale_range
         self.mirror = mirror
         self.ignore_index = ignore_index
+        self.warned_small = False
 
     def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
-        """Augment one sample with randomness drawn from ``generator`` only."""
+        """Augment one sample with randomness drawn from ``generator`` only.
+
+        An image smaller than the crop is padded (image 0, mask ignore); the first one is
+        reported with a warning (once per process).
+        """
         height, width = sample["image"].shape[-2:]
+        if (height < self.crop_size or width < self.crop_size) and not self.warned_small:
+            self.warned_small = True
+            log.warning(
+                "image '%s' is %dx%d px, smaller than the %d px training crop: it is padded "
+                "(padding is ignored by the losses). Many such images waste compute; use a "
+                "smaller --crop-size or larger tiles (warned once)",
+                sample.get("id", "?"),
+                width,
+                height,
+                self.crop_size,
+            )
         if self.scale_range is not None:
             scale = _uniform(generator, *self.scale_range)
             sample = resize_sample(

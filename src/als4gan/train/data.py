@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from als4gan.data import SegmentationDataset, build_dataset
-from als4gan.data.base import Sample, image_to_tensor
+from als4gan.data.base import Sample, image_to_tensor, nodata_pixels
 from als4gan.data.encoding import IGNORE_INDEX
 from als4gan.data.transforms import SeededDataset, TrainAugment
 from als4gan.errors import ConfigError, DataError, DatasetNotFoundError
@@ -150,9 +150,10 @@ def resolve_labelled_split(
 class UnlabelledImages(Dataset[Sample]):
     """Images of a dataset without their labels (the unlabelled stream never reads a mask).
 
-    Each sample's ``mask`` is all zeros, so that after augmentation the padded pixels (which the
-    transform fills with ignore) are the only non-zero ones: the trainer uses it as a validity
-    map, without any access to the true labels.
+    Each sample's ``mask`` is zero where the image has data and ignore on its no-data pixels
+    (NaN, the raster's no-data value), so that after augmentation the padded and no-data pixels
+    (which the transform fills with ignore) are the only non-zero ones: the trainer uses it as a
+    validity map (excluded from the self-training loss), without any access to the true labels.
     """
 
     def __init__(self, dataset: SegmentationDataset) -> None:
@@ -163,10 +164,15 @@ class UnlabelledImages(Dataset[Sample]):
 
     def __getitem__(self, index: int) -> Sample:
         sample_id = self.dataset.ids[index]
-        image = image_to_tensor(self.dataset.load_image(sample_id))
+        pixels = self.dataset.load_image(sample_id)
+        image = image_to_tensor(pixels)
+        validity = torch.zeros(image.shape[-2:], dtype=torch.int64)
+        invalid = nodata_pixels(pixels)
+        if invalid is not None:
+            validity[torch.from_numpy(invalid)] = IGNORE_INDEX
         return {
             "image": image,
-            "mask": torch.zeros(image.shape[-2:], dtype=torch.int64),
+            "mask": validity,
             "id": sample_id,
             "label": -1,
         }

@@ -31,7 +31,12 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from als4gan.checkpoint import CHECKPOINT_DIR, load_checkpoint, save_checkpoint
+from als4gan.checkpoint import (
+    CHECKPOINT_DIR,
+    load_checkpoint,
+    preprocessing_record,
+    save_checkpoint,
+)
 from als4gan.config import config_to_dict
 from als4gan.data.encoding import IGNORE_INDEX
 from als4gan.errors import ConfigError, DataError, DatasetNotFoundError, TrainingDivergedError
@@ -576,6 +581,9 @@ class Trainer:
             "kind": "segmentation",
             "model_spec": dict(self.model_spec),
             "dataset": self.train_set.describe(),
+            "preprocessing": preprocessing_record(
+                self.train_set.preprocessing(), int(self.model_spec.get("in_channels", 3))
+            ),
             "model": self.generator.state_dict(),
             "step": self.step,
             "config": config_to_dict(self.config),
