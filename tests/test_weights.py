@@ -378,3 +378,24 @@ def test_real_mobilenet_weights_are_fetched_and_load_fully(
     assert not torch.all(model.backbone.features[0][1].running_mean == 0)
     report = load_backbone_weights(build_classifier("mobilenet_v2", 2).backbone, cached)
     assert (report.loaded, report.expected) == (260, 260)
+
+
+def test_demo_falls_back_to_random_init_when_weights_cannot_be_had(
+    isolated_weights_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from als4gan.commands.demo import demo_experiment, usable_weights
+
+    assert usable_weights("imagenet") == "none"
+    warning = capsys.readouterr().out
+    assert "falls back to random initialisation" in warning
+    assert "als4gan weights fetch mobilenet_v2-imagenet" in warning
+    assert str(isolated_weights_cache) in warning  # where to place the file
+    fake_mobilenet_file(isolated_weights_cache, monkeypatch)
+    assert usable_weights("imagenet") == "imagenet"
+    assert usable_weights("none") == "none"
+    config = demo_experiment(str(tmp_path))
+    assert config["train"]["backbone"] == config["select"]["model"] == "mobilenet_v2"
+    assert config["train"]["pretrained"] == config["select"]["pretrained"] == "imagenet"

