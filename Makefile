@@ -23,6 +23,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed
+	-$(BIN)/als4gan weights fetch mobilenet_v2-imagenet
 	$(BIN)/als4gan demo $(DEMO_ARGS)
 
 lint: $(VENV)/.installed-dev

@@ -40,3 +40,15 @@ def shared_data() -> Path:
             f"real data not available at {SHARED_DATA} (set ALS4GAN_SHARED_DATA to its folder)"
         )
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def isolated_weights_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A fresh, empty weights cache per test, no downloads, and never the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("weights")
+    monkeypatch.setenv("ALS4GAN_WEIGHTS_DIR", str(folder / "als4gan"))
+    monkeypatch.setenv("TORCH_HOME", str(folder / "torch"))
+    monkeypatch.setenv("ALS4GAN_OFFLINE", "1")
+    return folder / "als4gan"

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "report": "als4gan.commands.report",
     "run": "als4gan.commands.run",
     "demo": "als4gan.commands.demo",
+    "weights": "als4gan.commands.weights",
 }
 
 

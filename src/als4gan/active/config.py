@@ -8,7 +8,14 @@ from als4gan.config import option
 
 ACQUISITION_MODES: tuple[str, ...] = ("classifier", "segmentation")
 REFIT_MODES: tuple[str, ...] = ("full", "reinit", "incremental")
-MODEL_CHOICES: tuple[str, ...] = ("auto", "resnet18", "resnet34", "resnet50", "resnet101")
+MODEL_CHOICES: tuple[str, ...] = (
+    "auto",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "mobilenet_v2",
+)
 #: ``--model auto``: the paper's ResNet-50 for the classifier, a small ResNet-18 for segmentation.
 DEFAULT_MODELS: dict[str, str] = {"classifier": "resnet50", "segmentation": "resnet18"}
 #: Options that may change between an interrupted selection and its resumption.
@@ -66,9 +73,10 @@ class SelectConfig:
     )
     pretrained: str = option(
         "none",
-        "backbone init: PATH to ImageNet weights, 'imagenet' (torch hub cache, never "
-        "downloaded) or 'none' (random); the paper used ImageNet weights",
-        metavar="PATH|imagenet|none",
+        "backbone init: a registered NAME ('imagenet': fetched once, verified, cached; see "
+        "'als4gan weights list'), a weights file, or 'none' (random); the paper used ImageNet "
+        "weights",
+        metavar="NAME|PATH|none",
     )
     epochs: int = option(50, "training epochs of the acquisition model per round (paper: 50)")
     batch_size: int = option(4, "training batch size (paper: 4)")

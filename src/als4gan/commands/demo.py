@@ -28,12 +28,12 @@ DEMO_GRID: dict[str, Any] = {
 DEMO_SELECT: dict[str, Any] = {
     "alpha": 0.5,
     "beta": 0.5,
-    "model": "resnet18",
+    "model": "mobilenet_v2",
     "image_size": 128,
     "epochs": 10,
 }
 DEMO_TRAIN: dict[str, Any] = {
-    "backbone": "resnet18",
+    "backbone": "mobilenet_v2",
     "output_stride": 16,
     "crop_size": 96,
     "batch_size": 4,
@@ -44,6 +44,8 @@ DEMO_TRAIN: dict[str, Any] = {
     "checkpoint_every": 100,
 }
 DEMO_EVALUATE: dict[str, Any] = {"split": "test"}
+#: Backbone whose ``--pretrained`` weights the demo uses (selection model and generator).
+DEMO_BACKBONE = "mobilenet_v2"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,10 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds", type=int, default=1, help="seeds per cell (default: 1; each adds ~6 min)"
     )
+    parser.add_argument(
+        "--pretrained",
+        default="imagenet",
+        metavar="NAME|PATH|none",
+        help=(
+            "backbone weights of the selection model and the generator (default: imagenet, "
+            "fetched once into the weights cache; offline the demo falls back to random "
+            "initialisation with a warning); 'none' = random initialisation"
+        ),
+    )
     parser.add_argument("--force", action="store_true", help="redo everything from scratch")
 
 
-def demo_experiment(out: str, seeds: int = 1) -> dict[str, Any]:
+def demo_experiment(out: str, seeds: int = 1, pretrained: str = "imagenet") -> dict[str, Any]:
     """The demo as an experiment config mapping (what ``demo.yaml`` holds)."""
     return {
         "name": "demo",
@@ -68,11 +80,32 @@ def demo_experiment(out: str, seeds: int = 1) -> dict[str, Any]:
             "prepare": {"kind": "synthetic", **DEMO_DATA},
         },
         "grid": {**DEMO_GRID, "seeds": list(range(seeds))},
-        "select": dict(DEMO_SELECT),
-        "train": dict(DEMO_TRAIN),
+        "select": {**DEMO_SELECT, "pretrained": pretrained},
+        "train": {**DEMO_TRAIN, "pretrained": pretrained},
         "evaluate": dict(DEMO_EVALUATE),
         "report": True,
     }
+
+
+def usable_weights(pretrained: str) -> str:
+    """``pretrained`` if its weights can be had (cached or fetched), else ``"none"`` (warned)."""
+    from als4gan.errors import Als4ganError
+    from als4gan.models.weights import resolve_weights
+
+    try:
+        resolve_weights(pretrained, DEMO_BACKBONE)
+    except Als4ganError as err:
+        print(
+            f"warning: the demo uses pretrained {DEMO_BACKBONE} weights ('{pretrained}'), but "
+            f"they could not be had, so it falls back to random initialisation (--pretrained "
+            f"none); its numbers will then be lower than with ImageNet weights. To use them, "
+            f"run 'als4gan weights fetch {DEMO_BACKBONE}-imagenet' on a machine with internet "
+            f"(or place the file as described below) and run the demo again with --force. "
+            f"Details: {err}",
+            flush=True,
+        )
+        return "none"
+    return pretrained
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ConfigError("--seeds must be at least 1")
     out = Path(args.out).resolve()
-    config = demo_experiment(str(out), args.seeds)
+    config = demo_experiment(str(out), args.seeds, usable_weights(args.pretrained))
     out.mkdir(parents=True, exist_ok=True)
     write_yaml(out / "demo.yaml", config)
     spec = parse_experiment(config, str(out / "demo.yaml"), out)

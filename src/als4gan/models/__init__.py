@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import nn
 
 from als4gan.errors import ConfigError
+from als4gan.models.backbones import BACKBONES, build_backbone
 from als4gan.models.classifier import ImageClassifier
 from als4gan.models.deeplab import DeepLabV2
 from als4gan.models.deeplabv3plus import DeepLabV3Plus
 from als4gan.models.discriminator import S4GANDiscriminator
-from als4gan.models.resnet import RESNET_SPECS, ResNet
-from als4gan.models.weights import find_backbone, load_backbone_weights, resolve_pretrained
+from als4gan.models.mobilenet import MobileNetV2
+from als4gan.models.resnet import ResNet
+from als4gan.models.weights import PretrainedLoad, find_backbone, load_pretrained
 
 #: Segmentation architecture name -> constructor(backbone=, num_classes=, in_channels=, ...).
 SEGMENTATION_MODELS: dict[str, Callable[..., nn.Module]] = {
     "deeplabv2": DeepLabV2,
     "deeplabv3plus": DeepLabV3Plus,
 }
-
-BACKBONES: tuple[str, ...] = tuple(RESNET_SPECS)
 
 
 def build_segmentation_model(
@@ -30,16 +30,19 @@ def build_segmentation_model(
     num_classes: int = 6,
     in_channels: int = 3,
     pretrained: str | None = None,
+    rgb: Sequence[int] | None = None,
     **options: Any,
 ) -> nn.Module:
-    """Create a segmentation network; optionally load backbone weights from a local file.
+    """Create a segmentation network; optionally load pretrained backbone weights.
 
     Args:
         arch: A key of :data:`SEGMENTATION_MODELS`.
-        backbone: A key of :data:`RESNET_SPECS`.
+        backbone: A key of :data:`BACKBONES`.
         num_classes: Output classes.
         in_channels: Input bands.
-        pretrained: ``None``/``"none"``, ``"imagenet"`` (torch hub cache), or a file path.
+        pretrained: ``None``/``"none"``, a registry name (``"imagenet"``), a file or run folder
+            (see :func:`als4gan.models.weights.load_pretrained`).
+        rgb: 0-based positions of the R, G, B bands in the input (default: the first three).
         **options: Architecture options (e.g. ``output_stride``, ``multi_scale``, ``rates``).
 
     Raises:
@@ -50,14 +53,12 @@ def build_segmentation_model(
         raise ConfigError(
             f"unknown architecture '{arch}'. Choose one of: {', '.join(SEGMENTATION_MODELS)}"
         )
-    if backbone not in RESNET_SPECS:
+    if backbone not in BACKBONES:
         raise ConfigError(f"unknown backbone '{backbone}'. Choose one of: {', '.join(BACKBONES)}")
     model = SEGMENTATION_MODELS[arch](
         backbone=backbone, num_classes=num_classes, in_channels=in_channels, **options
     )
-    path = resolve_pretrained(pretrained, backbone)
-    if path is not None:
-        load_backbone_weights(find_backbone(model), path)
+    load_pretrained(find_backbone(model), pretrained, backbone, rgb)
     return model
 
 
@@ -67,14 +68,13 @@ def build_classifier(
     in_channels: int = 3,
     pretrained: str | None = None,
     dropout: float = 0.0,
+    rgb: Sequence[int] | None = None,
 ) -> ImageClassifier:
     """Create the image-level acquisition classifier (see :func:`build_segmentation_model`)."""
-    if backbone not in RESNET_SPECS:
+    if backbone not in BACKBONES:
         raise ConfigError(f"unknown backbone '{backbone}'. Choose one of: {', '.join(BACKBONES)}")
     model = ImageClassifier(backbone, num_classes, in_channels, dropout=dropout)
-    path = resolve_pretrained(pretrained, backbone)
-    if path is not None:
-        load_backbone_weights(model.backbone, path)
+    load_pretrained(model.backbone, pretrained, backbone, rgb)
     return model
 
 
@@ -84,8 +84,12 @@ __all__ = [
     "DeepLabV2",
     "DeepLabV3Plus",
     "ImageClassifier",
+    "MobileNetV2",
+    "PretrainedLoad",
     "ResNet",
     "S4GANDiscriminator",
+    "build_backbone",
     "build_classifier",
     "build_segmentation_model",
+    "load_pretrained",
 ]

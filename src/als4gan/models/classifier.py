@@ -5,15 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from als4gan.models.backbones import build_backbone
 from als4gan.models.normalize import Normalize
-from als4gan.models.resnet import ResNet
 
 
 class ImageClassifier(nn.Module):
-    """A ResNet with a new linear head; exposes pooled embeddings for diversity strategies.
+    """A backbone with a new linear head; exposes pooled embeddings for diversity strategies.
 
     Args:
-        backbone: ResNet name.
+        backbone: Backbone name (see :data:`als4gan.models.backbones.BACKBONES`).
         num_classes: Number of image-level labels.
         in_channels: Input bands.
         dropout: Dropout before the head (used by MC-dropout BALD; 0 disables it).
@@ -28,7 +28,7 @@ class ImageClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.normalize = Normalize(in_channels)
-        self.backbone = ResNet(backbone, num_classes=0, in_channels=in_channels)
+        self.backbone = build_backbone(backbone, in_channels)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Linear(self.backbone.out_channels, num_classes)
         self.num_classes = num_classes

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from als4gan.models.backbones import build_backbone
 from als4gan.models.normalize import Normalize
-from als4gan.models.resnet import ResNet
 
 
 class ASPPv2(nn.Module):
@@ -43,13 +43,13 @@ class ASPPv2(nn.Module):
 
 
 class DeepLabV2(nn.Module):
-    """DeepLab-v2: dilated ResNet (output stride 8) + ASPP, logits upsampled to the input size.
+    """DeepLab-v2: dilated backbone (output stride 8) + ASPP, logits upsampled to the input size.
 
     Takes images in [0, 1] (normalised inside). Parameter groups for the optimiser are given by
     :meth:`backbone_parameters` and :meth:`head_parameters` (the head gets 10x / 20x lr, SPEC).
 
     Args:
-        backbone: ResNet name.
+        backbone: Backbone name (see :data:`als4gan.models.backbones.BACKBONES`).
         num_classes: Number of classes.
         in_channels: Input bands.
         rates: ASPP dilation rates.
@@ -69,11 +69,8 @@ class DeepLabV2(nn.Module):
         super().__init__()
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
-        dilation = (False, True, True) if output_stride == 8 else (False, False, True)
         self.normalize = Normalize(in_channels)
-        self.backbone = ResNet(
-            backbone, num_classes=0, in_channels=in_channels, replace_stride_with_dilation=dilation
-        )
+        self.backbone = build_backbone(backbone, in_channels, output_stride, segmentation=True)
         self.classifier = ASPPv2(self.backbone.out_channels, num_classes, rates)
         self.num_classes = num_classes
         self.multi_scale = multi_scale

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from als4gan.models.backbones import build_backbone
 from als4gan.models.normalize import Normalize
-from als4gan.models.resnet import ResNet
 
 
 def _conv_bn_relu(
@@ -78,7 +78,7 @@ class DeepLabV3Plus(nn.Module):
     Takes images in [0, 1] (normalised inside) and returns logits at the input size.
 
     Args:
-        backbone: ResNet name.
+        backbone: Backbone name (see :data:`als4gan.models.backbones.BACKBONES`).
         num_classes: Number of classes.
         in_channels: Input bands.
         output_stride: 16 (usual) or 8 (finer, about 3x the encoder cost).
@@ -100,12 +100,9 @@ class DeepLabV3Plus(nn.Module):
         super().__init__()
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
-        dilation = (False, True, True) if output_stride == 8 else (False, False, True)
         scaled_rates = [rate * (16 // output_stride) for rate in rates]
         self.normalize = Normalize(in_channels)
-        self.backbone = ResNet(
-            backbone, num_classes=0, in_channels=in_channels, replace_stride_with_dilation=dilation
-        )
+        self.backbone = build_backbone(backbone, in_channels, output_stride, segmentation=True)
         self.aspp = ASPPv3(self.backbone.out_channels, channels, scaled_rates)
         self.reduce = _conv_bn_relu(self.backbone.low_level_channels, low_level_channels, 1)
         self.decoder = nn.Sequential(

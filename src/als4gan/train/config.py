@@ -20,7 +20,7 @@ from als4gan.errors import ConfigError
 
 METHODS = ("s4gan", "supervised")
 ARCHITECTURES = ("deeplabv2", "deeplabv3plus")
-BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101")
+BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2")
 
 #: Option groups, for ``--help`` and docs/training.md (every field belongs to exactly one).
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -119,12 +119,17 @@ class TrainConfig:
 
     # model
     arch: str = option("deeplabv2", "segmentation network (SPEC: deeplabv2)", choices=ARCHITECTURES)
-    backbone: str = option("resnet101", "ResNet backbone (SPEC: resnet101)", choices=BACKBONE_NAMES)
+    backbone: str = option(
+        "resnet101",
+        "backbone (SPEC: resnet101; mobilenet_v2 is the small, fast one)",
+        choices=BACKBONE_NAMES,
+    )
     pretrained: str = option(
         "none",
-        "backbone weights: a torchvision ImageNet file, 'imagenet' (torch hub cache), an als4gan "
-        "checkpoint or run folder, or 'none' (random init; pass ImageNet weights for real work)",
-        metavar="PATH|imagenet|none",
+        "backbone weights: a registered NAME ('imagenet': fetched once, verified by sha256, "
+        "cached; see 'als4gan weights list'), a weights file, an als4gan checkpoint or run "
+        "folder, or 'none' (random init; use ImageNet weights for real work)",
+        metavar="NAME|PATH|none",
     )
     freeze_bn: str = option(
         "auto",

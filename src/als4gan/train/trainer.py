@@ -41,6 +41,12 @@ from als4gan.config import config_to_dict
 from als4gan.data.encoding import IGNORE_INDEX
 from als4gan.errors import ConfigError, DataError, DatasetNotFoundError, TrainingDivergedError
 from als4gan.models import S4GANDiscriminator, build_segmentation_model
+from als4gan.models.weights import (
+    MIN_LOADED_FRACTION,
+    PretrainedLoad,
+    find_backbone,
+    load_pretrained,
+)
 from als4gan.regime import aspp_warning, training_regime
 from als4gan.runtime import (
     autocast,
@@ -110,9 +116,19 @@ STAT_KEYS = (
 )
 
 
-def batchnorm_frozen(config: TrainConfig) -> bool:
-    """Resolve ``--freeze-bn``: auto freezes only when pretrained weights are loaded."""
+def batchnorm_frozen(config: TrainConfig, loaded: PretrainedLoad | bool | None = True) -> bool:
+    """Resolve ``--freeze-bn``: auto freezes only when pretrained weights were loaded.
+
+    Args:
+        config: The run's options.
+        loaded: What the load of ``--pretrained`` did (None: nothing loaded); ``True`` when not
+            known yet (then ``--pretrained`` decides).
+    """
     if config.freeze_bn == "auto":
+        if loaded is None or loaded is False:
+            return False
+        if isinstance(loaded, PretrainedLoad):
+            return loaded.fraction >= MIN_LOADED_FRACTION
         return str(config.pretrained).lower() not in ("none", "", "random")
     return config.freeze_bn == "on"
 
@@ -129,7 +145,18 @@ def build_generator(
     """The segmentation network G and its ``model_spec`` (what checkpoints record).
 
     Initialisation draws from a generator seeded by the run seed, without touching the global
-    random state.
+    random state. See :func:`build_generator_with_weights` for what the pretrained load did.
+    """
+    model, spec, _ = build_generator_with_weights(config, num_classes, in_channels)
+    return model, spec
+
+
+def build_generator_with_weights(
+    config: TrainConfig, num_classes: int, in_channels: int
+) -> tuple[nn.Module, dict[str, Any], PretrainedLoad | None]:
+    """:func:`build_generator` plus what loading ``--pretrained`` did (None: random init).
+
+    BatchNorm of the backbone is frozen according to ``--freeze-bn`` and what actually loaded.
     """
     spec: dict[str, Any] = {
         "arch": config.arch,
@@ -140,11 +167,12 @@ def build_generator(
     }
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "init", "generator"))
-        model = build_segmentation_model(pretrained=config.pretrained, **spec)
-    if batchnorm_frozen(config):
+        model = build_segmentation_model(**spec)
+    loaded = load_pretrained(find_backbone(model), config.pretrained, config.backbone)
+    if batchnorm_frozen(config, loaded):
         for layer in backbone_batchnorms(model):
             layer.requires_grad_(False)
-    return model, spec
+    return model, spec, loaded
 
 
 def move_network(network: nn.Module, device: torch.device, channels_last: bool) -> None:
@@ -310,8 +338,10 @@ class Trainer:
 
         # ---- networks
         in_channels = self.train_set.in_channels
-        self.generator, self.model_spec = build_generator(config, self.num_classes, in_channels)
-        self.bn_frozen = batchnorm_frozen(config)
+        self.generator, self.model_spec, self.pretrained_load = build_generator_with_weights(
+            config, self.num_classes, in_channels
+        )
+        self.bn_frozen = batchnorm_frozen(config, self.pretrained_load)
         # How validation segments images; recorded in the checkpoints so that 'als4gan
         # evaluate' scores the test split the same way by default.
         self.regime = training_regime(config.val_window, config.crop_size)
@@ -591,6 +621,9 @@ class Trainer:
             "inference": self.regime.to_dict(),
             "method": self.config.method,
             "labelled": {"source": self.split.source, "count": len(self.split.labelled)},
+            "pretrained_weights": (
+                self.pretrained_load.record() if self.pretrained_load is not None else None
+            ),
         }
 
     def full_payload(self, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
@@ -692,13 +725,21 @@ class Trainer:
         processes = f", {self.context.world_size} processes" if self.context.enabled else ""
         return (
             f"{config.method}: {data}\n"
-            f"{config.arch} {config.backbone} (pretrained: {config.pretrained}, BatchNorm "
+            f"{config.arch} {config.backbone} (pretrained: {self._weights_text()}, BatchNorm "
             f"{'frozen' if self.bn_frozen else 'trained'}), {self.num_classes} classes; "
             f"{config.iterations} iterations of batch {config.batch_size} at "
             f"{config.crop_size}px (micro-batch {self.micro_batch} x {config.grad_accum} "
             f"accumulation{processes}); device {self.device}, {precision}, {layout}\n"
             f"validation (and 'als4gan evaluate' by default): {self.regime.describe()}"
         )
+
+    def _weights_text(self) -> str:
+        """``--pretrained`` as resolved (name, file hash, tensors loaded)."""
+        load = self.pretrained_load
+        if load is None:
+            return "none"
+        name = load.spec if load.entry is None else f"{load.spec} = {load.entry}"
+        return f"{name}, sha256 {load.sha256[:12]}, {load.loaded}/{load.expected} tensors"
 
     def fit(self) -> dict[str, Any]:
         """Train until ``iterations`` (or ``stop_after`` / a stop signal), validating and saving.
@@ -816,4 +857,5 @@ __all__ = [
     "Trainer",
     "batchnorm_frozen",
     "build_generator",
+    "build_generator_with_weights",
 ]
