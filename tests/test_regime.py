@@ -10,6 +10,7 @@ import pytest
 
 from als4gan.checkpoint import load_checkpoint
 from als4gan.cli import main
+from als4gan.errors import ConfigError
 from als4gan.evaluate import resolve_regime
 from als4gan.io import read_jsonl, read_yaml
 from als4gan.models import build_segmentation_model
@@ -20,6 +21,7 @@ from als4gan.regime import (
     recorded_regime,
     training_regime,
 )
+from als4gan.train.config import TrainConfig
 
 FAST = [
     *("--dataset", "synthetic", "--backbone", "resnet18", "--crop-size", "48"),
@@ -76,6 +78,21 @@ def test_aspp_warning_names_the_blind_rates_and_the_fix() -> None:
         arch="deeplabv3plus", backbone="resnet18", num_classes=3, pretrained="none"
     )
     assert aspp_warning(plus, crop_size=512, output_stride=16) is None
+
+
+def test_aspp_rates_option_reaches_the_model_and_silences_the_warning() -> None:
+    config = TrainConfig(
+        backbone="resnet18", output_stride=16, aspp_rates=(3, 6, 9, 12), crop_size=256
+    )
+    config.validate()
+    assert config.model_options()["rates"] == (3, 6, 9, 12)
+    model = build_segmentation_model(
+        arch="deeplabv2", backbone="resnet18", num_classes=3, **config.model_options()
+    )
+    assert aspp_dilations(model) == [3, 6, 9, 12]
+    assert aspp_warning(model, crop_size=256, output_stride=16) is None  # 16x16 map
+    with pytest.raises(ConfigError, match="--aspp-rates"):
+        TrainConfig(aspp_rates=(0, 6)).validate()
 
 
 @pytest.mark.parametrize("val_window", ["0", None])

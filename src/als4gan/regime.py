@@ -117,8 +117,9 @@ def aspp_warning(model: nn.Module, crop_size: int, output_stride: int) -> str | 
         f"warning: ASPP dilation rate{'s' if len(blind) > 1 else ''} "
         f"{', '.join(map(str, blind))} reach past the {feature}x{feature} training feature map "
         f"(--crop-size {crop_size} / output stride {output_stride}): those branches only ever "
-        f"see their centre tap in training. Use --crop-size {needed} or more, or "
-        "--output-stride 8 with a crop that covers the rates (see docs/training.md)."
+        f"see their centre tap in training. Use --crop-size {needed} or more, smaller "
+        "--aspp-rates, or --output-stride 8 with a crop that covers the rates (see "
+        "docs/training.md)."
     )
 
 

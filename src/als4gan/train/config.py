@@ -31,6 +31,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "pretrained",
         "freeze_bn",
         "output_stride",
+        "aspp_rates",
         "multi_scale",
         "sync_bn",
     ),
@@ -140,6 +141,13 @@ class TrainConfig:
     output_stride: int | None = option(
         None, "encoder output stride (default: 8 for deeplabv2, 16 for deeplabv3plus)"
     )
+    aspp_rates: tuple[int, ...] | None = option(
+        None,
+        "ASPP dilation rates (default: 6 12 18 24 for deeplabv2, 6 12 18 for deeplabv3plus "
+        "at stride 16, doubled at 8; at deeplabv2 stride 16 on small crops "
+        "3 6 9 12 keeps every rate inside the feature map)",
+        metavar="RATE",
+    )
     multi_scale: bool = option(False, "deeplabv2 multi-scale inputs (1, 0.75, 0.5; max fusion)")
     sync_bn: bool = option(False, "SyncBatchNorm across processes (torchrun, trained BN only)")
 
@@ -222,6 +230,8 @@ class TrainConfig:
         options: dict[str, object] = {"output_stride": self.resolved_output_stride()}
         if self.arch == "deeplabv2":
             options["multi_scale"] = self.multi_scale
+        if self.aspp_rates is not None:
+            options["rates"] = tuple(self.aspp_rates)
         return options
 
     def validate(self) -> None:
@@ -253,6 +263,10 @@ class TrainConfig:
         low, high = self.scale_range
         if not 0 < low <= high:
             raise ConfigError(f"--scale-range must be 0 < LOW <= HIGH, got {low} {high}")
+        if self.aspp_rates is not None and (
+            not self.aspp_rates or any(rate < 1 for rate in self.aspp_rates)
+        ):
+            raise ConfigError(f"--aspp-rates must be positive integers, got {self.aspp_rates}")
         if self.output_stride not in (None, 8, 16):
             raise ConfigError(f"--output-stride must be 8 or 16, got {self.output_stride}")
         if self.multi_scale and self.arch != "deeplabv2":
