@@ -118,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     run_dir = run_dir_of(checkpoint_arg)
     split_name = Path(config.split).stem if config.split.endswith(".txt") else config.split
     out_dir = Path(args.out) if args.out else run_dir / "eval" / split_name
+    from als4gan.runlock import claim_folder
+
+    claim_folder(out_dir if args.out else run_dir)  # one writer; an --out file is refused
     state = RunDir(out_dir if args.out else run_dir)
     stage = f"evaluate:{split_name}"
     state.check_can_start(stage, args.force)

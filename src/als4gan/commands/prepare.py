@@ -235,4 +235,7 @@ _RUNNERS = {
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the dataset's preparation."""
+    from als4gan.runlock import claim_folder
+
+    claim_folder(args.out)
     return _RUNNERS[args.prepare_dataset](args)

@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from als4gan.active.loop import run_selection
     from als4gan.config import resolve_config
 
+    from als4gan.runlock import claim_folder
+
+    claim_folder(args.out)
     config = resolve_config(SelectConfig, args, args.config)
     result = run_selection(config, args.out, force=args.force, resume=args.resume)
     plan = result.plan

@@ -158,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     from als4gan.train import distributed
     from als4gan.train.trainer import LABELLED_FILE, LATEST, UNLABELLED_FILE, Trainer
 
+    from als4gan.runlock import claim_folder
+
+    claim_folder(args.out)  # before reading its state: no other process may be writing it
     config = _resolve(args)
     config.validate()
     run_dir = RunDir(args.out)

@@ -1,0 +1,108 @@
+"""Run folders are never destroyed or shared by accident: overwrite guards, locks, clean starts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from als4gan.cli import main
+from als4gan.io import RunDir, read_json
+from als4gan.runlock import LOCK_FILE, claim_folder, release_folders
+from tests.fake_runs import make_run
+
+
+@pytest.fixture(autouse=True)
+def _release_locks() -> object:
+    yield
+    release_folders()
+
+
+# ------------------------------------------------------------------ 1. report never destroys
+def test_report_refuses_to_write_over_run_artefacts(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = make_run(tmp_path / "run", synthetic_root, steps=(2,))
+    latest = run / "checkpoints" / "latest.pt"
+    before = latest.read_bytes()
+    for target in (latest, run / "metrics.jsonl", run / "config.yaml"):
+        original = target.read_bytes()
+        for force in ([], ["--force"]):
+            code = main(["report", str(run), "--examples", "0", "--out", str(target), *force])
+            assert code == 2
+            assert target.read_bytes() == original
+    assert latest.read_bytes() == before
+    assert "must end in .html" in capsys.readouterr().err
+
+    # an existing folder: a message, not a traceback
+    assert main(["report", str(run), "--examples", "0", "--out", str(run)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+    # another HTML file needs --force; an earlier report is replaced freely
+    page = tmp_path / "notes.html"
+    page.write_text("<html>my notes</html>")
+    assert main(["report", str(run), "--examples", "0", "--out", str(page)]) == 2
+    assert page.read_text() == "<html>my notes</html>"
+    assert main(["report", str(run), "--examples", "0", "--out", str(page), "--force"]) == 0
+    assert main(["report", str(run), "--examples", "0", "--out", str(page)]) == 0
+    assert "als4gan" in page.read_text()
+
+
+# ------------------------------------------------------------------ 2. one process per folder
+_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from als4gan.runlock import claim_folder
+    claim_folder(sys.argv[1])
+    print("locked", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def _hold_in_subprocess(folder: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(folder)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_second_process_is_refused_with_the_holders_pid_and_host(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    holder = _hold_in_subprocess(run)
+    try:
+        for argv in (
+            ["train", "--root", str(synthetic_root), "--out", str(run), "--labeled-ratio", "0.2"],
+            ["select", "--root", str(synthetic_root), "--out", str(run), "--budget", "2"],
+            ["prepare", "synthetic", "--out", str(run), "--num-images", "5"],
+        ):
+            assert main(argv) == 2
+            err = capsys.readouterr().err
+            assert f"is in use by pid {holder.pid} on host {socket.gethostname()}" in err
+        assert not (run / "status.json").exists()
+        assert not (run / "config.yaml").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the OS released the lock of the killed process: the folder can be claimed again
+    assert claim_folder(run) == run.resolve()
+    assert (run / LOCK_FILE).read_text().split() == [str(os.getpid()), socket.gethostname()]
+
+
+def test_claiming_is_reentrant_and_released_after_a_command(tmp_path: Path) -> None:
+    claim_folder(tmp_path / "a")
+    claim_folder(tmp_path / "a")  # the same process: no refusal
+    release_folders()
+    holder = _hold_in_subprocess(tmp_path / "a")  # released: another process may take it
+    holder.kill()
+    holder.wait()
