@@ -106,3 +106,78 @@ def test_claiming_is_reentrant_and_released_after_a_command(tmp_path: Path) -> N
     holder = _hold_in_subprocess(tmp_path / "a")  # released: another process may take it
     holder.kill()
     holder.wait()
+
+
+# ------------------------------------------------------------------ 3. starting over is clean
+TRAIN_FAST = [
+    "--dataset",
+    "synthetic",
+    "--backbone",
+    "resnet18",
+    "--crop-size",
+    "48",
+    "--batch-size",
+    "2",
+    "--num-workers",
+    "0",
+    "--iterations",
+    "1",
+    "--val-every",
+    "0",
+    "--method",
+    "supervised",
+    "--labeled-ratio",
+    "0.2",
+]
+
+
+def _fake_evaluated_run(run: Path, root: Path) -> None:
+    """A finished, evaluated run: checkpoints, eval/test/metrics.json, a report, status."""
+    make_run(run, root, steps=(2, 4), selection=False)
+    (run / "eval" / "test").mkdir(parents=True)
+    (run / "eval" / "test" / "metrics.json").write_text('{"miou": 0.99}')
+    (run / "report.html").write_text('<meta name="generator" content="als4gan 0">old model')
+    state = RunDir(run)
+    state.mark_done("train", step=4, best_miou=0.9)
+    state.mark_done("evaluate:test", miou=0.99)
+
+
+def test_train_force_clears_everything_computed_from_the_old_model(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    _fake_evaluated_run(run, synthetic_root)
+    assert (run / "checkpoints" / "step_000002.pt").is_file()
+    assert main(["train", "--root", str(synthetic_root), "--out", str(run), *TRAIN_FAST]) == 2
+    assert (run / "eval" / "test" / "metrics.json").is_file()  # refused: nothing touched
+
+    assert main(
+        ["train", "--root", str(synthetic_root), "--out", str(run), *TRAIN_FAST, "--force"]
+    ) == 0
+    assert not (run / "eval").exists()
+    assert not (run / "report.html").exists()
+    assert not (run / "checkpoints" / "step_000002.pt").exists()  # the old run's kept checkpoints
+    status = read_json(run / "status.json")
+    assert sorted(status) == ["train"] and status["train"]["step"] == 1
+    # the new model can be evaluated without --force
+    argv = ["evaluate", "--checkpoint", str(run), "--split", "val", "--window", "0"]
+    assert main(argv) == 0
+
+
+# ------------------------------------------------------------------ 5. the data under a model
+def test_select_refuses_to_change_the_labelled_set_under_a_trained_model(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    _fake_evaluated_run(run, synthetic_root)
+    select = ["select", "--root", str(synthetic_root), "--out", str(run), "--budget", "3"]
+    assert main([*select, "--strategy", "random"]) == 2
+    assert "holds a training run" in capsys.readouterr().err
+    assert not (run / "selection").exists()
+    assert (run / "checkpoints" / "latest.pt").is_file()
+
+    assert main([*select, "--strategy", "random", "--force"]) == 0
+    assert (run / "selection" / "labeled.txt").is_file()
+    assert not (run / "checkpoints" / "latest.pt").exists()
+    assert not (run / "eval").exists()
+    assert sorted(read_json(run / "status.json")) == ["select"]

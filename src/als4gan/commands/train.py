@@ -128,8 +128,8 @@ def _prepare_run_dir(args: argparse.Namespace, main: bool) -> bool:
     from als4gan.checkpoint import CHECKPOINT_DIR
     from als4gan.errors import RunExistsError
     from als4gan.io import RunDir
-    from als4gan.train.records import METRICS_FILE, TENSORBOARD_DIR
-    from als4gan.train.trainer import BEST, LATEST
+    from als4gan.train.records import METRICS_FILE
+    from als4gan.train.trainer import LATEST
 
     run_dir = RunDir(args.out)
     latest = run_dir.path / CHECKPOINT_DIR / LATEST
@@ -143,11 +143,48 @@ def _prepare_run_dir(args: argparse.Namespace, main: bool) -> bool:
             "pass --force to start over (its checkpoints and metrics are deleted)."
         )
     if main and args.force:
-        for name in (LATEST, BEST):
-            (run_dir.path / CHECKPOINT_DIR / name).unlink(missing_ok=True)
-        (run_dir.path / METRICS_FILE).unlink(missing_ok=True)
-        shutil.rmtree(run_dir.path / TENSORBOARD_DIR, ignore_errors=True)
+        clear_training(run_dir)
     return False
+
+
+#: Files of a training run in RUN_DIR besides checkpoints/ (all rewritten by a new run).
+TRAINING_FILES = (
+    "config.yaml",
+    "metrics.jsonl",
+    "train_labeled.txt",
+    "train_unlabeled.txt",
+    "dataset_fingerprint.json",
+)
+
+
+def clear_training(run_dir: Any) -> None:
+    """Delete a training run of ``run_dir`` and everything computed from it.
+
+    Checkpoints (all of them, kept step checkpoints included), metrics, TensorBoard logs and the
+    recorded configuration go, and so do the evaluations and the report made from the old
+    model: a restarted run must never show the old model's numbers as its own.
+    """
+    from als4gan.checkpoint import CHECKPOINT_DIR
+    from als4gan.train.records import TENSORBOARD_DIR
+
+    for checkpoint in (run_dir.path / CHECKPOINT_DIR).glob("*.pt"):
+        checkpoint.unlink(missing_ok=True)
+    for name in TRAINING_FILES:
+        (run_dir.path / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir.path / TENSORBOARD_DIR, ignore_errors=True)
+    clear_evaluations(run_dir)
+    run_dir.forget("train")
+
+
+def clear_evaluations(run_dir: Any) -> None:
+    """Delete the evaluations (RUN_DIR/eval/) and the report of ``run_dir``'s model."""
+    from als4gan.commands.report import is_previous_report
+
+    shutil.rmtree(run_dir.path / "eval", ignore_errors=True)
+    report = run_dir.path / "report.html"
+    if report.is_file() and is_previous_report(report):
+        report.unlink()
+    run_dir.forget("evaluate:*")
 
 
 def run(args: argparse.Namespace) -> int:
