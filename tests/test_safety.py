@@ -181,3 +181,53 @@ def test_select_refuses_to_change_the_labelled_set_under_a_trained_model(
     assert not (run / "checkpoints" / "latest.pt").exists()
     assert not (run / "eval").exists()
     assert sorted(read_json(run / "status.json")) == ["select"]
+
+
+# ------------------------------------------------------------------ 4. prepare
+def _scene_sizes(root: Path) -> set[tuple[int, int]]:
+    from PIL import Image
+
+    return {Image.open(file).size for file in (root / "images").glob("*.png")}
+
+
+def test_prepare_synthetic_refuses_other_options_and_force_leaves_no_stale_scenes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "syn"
+    first = ["prepare", "synthetic", "--out", str(out), "--num-images", "6", "--image-size", "32"]
+    assert main(first) == 0
+    assert main(first) == 0  # same options: nothing to do
+    other = ["prepare", "synthetic", "--out", str(out), "--num-images", "4", "--image-size", "40"]
+    assert main(other) == 2
+    assert "--force" in capsys.readouterr().err
+    assert len(list((out / "images").glob("*.png"))) == 6 and _scene_sizes(out) == {(32, 32)}
+    assert read_json(out / "dataset.json")["num_images"] == 6
+
+    # an interrupted forced regeneration must not resume among scenes of the old size
+    assert main([*other, "--force"]) == 0
+    assert len(list((out / "images").glob("*.png"))) == 4 and _scene_sizes(out) == {(40, 40)}
+    assert len(list((out / "masks").glob("*.png"))) == 4
+    assert read_json(out / "dataset.json")["complete"] is True
+
+
+def test_prepare_refuses_another_dataset_and_writes_nothing_for_a_bad_option(
+    tmp_path: Path,
+) -> None:
+    from tests.data.folder.data import write_folder
+
+    src = tmp_path / "mine"
+    write_folder(src, image_format="png", num_images=6)
+    assert main(["prepare", "folder", "--src", str(src), "--out", str(src)]) == 0
+    meta = (src / "dataset.json").read_text()
+    splits = (src / "splits" / "train.txt").read_text()
+    assert main(["prepare", "synthetic", "--out", str(src), "--num-images", "3"]) == 2
+    assert (src / "dataset.json").read_text() == meta
+    assert (src / "splits" / "train.txt").read_text() == splits
+    assert not list((src / "images").glob("syn_*"))
+
+    # an invalid option fails before OUT is touched, so the corrected command then runs
+    out = tmp_path / "split"
+    bad = ["prepare", "folder", "--src", str(src), "--out", str(out), "--val-fraction", "0.9"]
+    assert main(bad) == 2
+    assert not (out / "dataset.json").exists()
+    assert main(["prepare", "folder", "--src", str(src), "--out", str(out)]) == 0

@@ -56,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synthetic.add_argument(
         "--test-fraction", type=float, default=0.15, help="share of scenes for test (0.15)"
     )
+    synthetic.add_argument(
+        "--force",
+        action="store_true",
+        help="replace OUT holding another dataset, or this one generated with other options",
+    )
 
     deepglobe = sub.add_parser(
         "deepglobe",
@@ -157,7 +162,7 @@ def _run_synthetic(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,
     )
-    meta = write_synthetic(args.out, config)
+    meta = write_synthetic(args.out, config, force=args.force)
     print(
         f"wrote {meta['num_images']} synthetic scenes of {meta['image_size']}px to {args.out} "
         "(splits: train, val, test)"
@@ -237,5 +242,25 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch to the dataset's preparation."""
     from als4gan.runlock import claim_folder
 
+    _check_split_fractions(args)  # every option is checked before OUT is touched
     claim_folder(args.out)
     return _RUNNERS[args.prepare_dataset](args)
+
+
+def _check_split_fractions(args: argparse.Namespace) -> None:
+    """Refuse impossible --val-fraction / --test-fraction before anything is written.
+
+    Raises:
+        ConfigError: If a fraction is outside (0, 1) or both leave no training images.
+    """
+    from als4gan.errors import ConfigError
+
+    val, test = args.val_fraction, args.test_fraction
+    if not (0 < val < 1 and 0 < test < 1):
+        raise ConfigError(
+            f"--val-fraction and --test-fraction must lie in (0, 1); got {val} and {test}"
+        )
+    if val + test >= 1:
+        raise ConfigError(
+            f"--val-fraction + --test-fraction must leave some training images; got {val + test}"
+        )
