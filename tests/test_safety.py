@@ -231,3 +231,85 @@ def test_prepare_refuses_another_dataset_and_writes_nothing_for_a_bad_option(
     assert main(bad) == 2
     assert not (out / "dataset.json").exists()
     assert main(["prepare", "folder", "--src", str(src), "--out", str(out)]) == 0
+
+
+def test_resume_refuses_other_data(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from als4gan.data.synthetic import SyntheticConfig, write_synthetic
+
+    other = tmp_path / "other"  # same ids and split, other scenes
+    write_synthetic(other, SyntheticConfig(num_images=30, image_size=72, seed=3), False)
+    run = tmp_path / "run"
+    argv = ["train", "--root", str(synthetic_root), "--out", str(run), *TRAIN_FAST]
+    assert main([*argv, "--iterations", "2", "--stop-after", "1"]) == 0
+    assert (run / "dataset_fingerprint.json").is_file()
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "--root", str(other)]) == 2
+    assert "differs" in capsys.readouterr().err
+    assert main(["train", "--out", str(run), "--resume"]) == 0  # the original data: fine
+    assert RunDir(run).is_done("train")
+
+
+# ------------------------------------------------------------------ 6. stale temporaries
+def test_stale_temporaries_of_killed_writes_are_removed_at_start(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    _fake_evaluated_run(run, synthetic_root)
+    stale = [
+        run / "checkpoints" / ".latest.pt.k2j4_x9q.tmp",
+        run / ".status.json.abcdefgh.tmp",
+    ]
+    for file in stale:
+        file.write_bytes(b"x" * 1000)
+    mine = run / ".notes.tmp"  # not an atomic-write temporary: kept
+    mine.write_text("mine")
+    assert main(["train", "--out", str(run), "--resume"]) == 0  # finished: nothing to do
+    assert not any(file.exists() for file in stale)
+    assert mine.read_text() == "mine"
+
+
+# ------------------------------------------------------------------ 12. bad samples up front
+def test_bad_samples_are_all_listed_before_train_or_select_starts(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from PIL import Image
+
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_root, root)
+    train_ids = (root / "splits" / "train.txt").read_text().split()
+    (root / "images" / f"{train_ids[0]}.png").write_bytes(b"not a png at all")
+    png = (root / "images" / f"{train_ids[1]}.png").read_bytes()
+    (root / "images" / f"{train_ids[1]}.png").write_bytes(png[: len(png) // 2])  # truncated
+    Image.new("L", (10, 10)).save(root / "masks" / f"{train_ids[2]}.png")  # other size
+
+    for argv in (
+        ["train", "--root", str(root), "--out", str(tmp_path / "t"), *TRAIN_FAST, "--num-workers",
+         "1"],
+        ["select", "--root", str(root), "--out", str(tmp_path / "s"), "--budget", "3",
+         "--strategy", "random"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "3 of 22 samples" in err and "Traceback" not in err
+        for sample_id in train_ids[:3]:
+            assert sample_id in err
+        assert "10x10" in err
+    assert not (tmp_path / "t" / "checkpoints").exists()
+
+
+def test_sample_checks_are_cached_by_size_and_mtime(
+    synthetic_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from als4gan.data import build_dataset
+    from als4gan.data import preflight
+
+    dataset = build_dataset("synthetic", synthetic_root, "val")
+    first = preflight.check_samples(dataset)
+    calls: list[Path] = []
+    monkeypatch.setattr(preflight, "read_size", lambda path: calls.append(path) or (0, 0))
+    again = preflight.check_samples(dataset)
+    assert calls == [] and again.fingerprint == first.fingerprint and not again.problems

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -187,6 +188,42 @@ def clear_evaluations(run_dir: Any) -> None:
     run_dir.forget("evaluate:*")
 
 
+#: File in RUN_DIR recording which data a training run reads.
+FINGERPRINT_FILE = "dataset_fingerprint.json"
+
+
+def _check_same_data(
+    run_dir: Any, config: Any, fingerprint: str, samples: int, resuming: bool, record: bool
+) -> None:
+    """Check the training split's fingerprint when resuming; record it (``record``: rank 0).
+
+    Raises:
+        DataError: If a resumed run would continue on other data than it started with.
+    """
+    from als4gan.errors import DataError
+    from als4gan.io import read_json, write_json
+
+    path = run_dir.path / FINGERPRINT_FILE
+    recorded = None
+    if resuming and path.is_file():
+        with contextlib.suppress(ValueError):  # unreadable: re-recorded below
+            recorded = read_json(path)
+    if isinstance(recorded, dict) and recorded.get("fingerprint") != fingerprint:
+        raise DataError(
+            f"{run_dir.path} was trained on split '{recorded.get('split')}' of "
+            f"{recorded.get('root')} ({recorded.get('samples')} samples), but the split it would "
+            f"resume on ({config.root}) differs: other ids, or files of another size or "
+            "modification time. Resume with the data it started on (--root), or start a new "
+            "run with --force or another --out."
+        )
+    if not record:
+        return
+    write_json(
+        path,
+        {"root": config.root, "split": config.split, "samples": samples, "fingerprint": fingerprint},
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Resolve the config, prepare RUN_DIR, train, and report."""
     from als4gan.config import config_to_dict
@@ -215,6 +252,14 @@ def run(args: argparse.Namespace) -> int:
                 if context.is_main:
                     print(f"{args.out} already finished training at step {trainer.step}")
                 return 0
+        _check_same_data(  # every rank checks (so all stop together); rank 0 records
+            run_dir,
+            config,
+            trainer.data_fingerprint,
+            len(trainer.train_set),
+            resumable,
+            record=context.is_main,
+        )
         if context.is_main:
             # --stop-after is for this invocation only; a resumed run or a copy runs to the end.
             recorded = dataclasses.replace(config, stop_after=None)

@@ -261,6 +261,15 @@ class Trainer:
                     f"{err} Validation chooses best.pt: pass --val-split NAME (never the test "
                     "split), or --val-every 0 to train without validation."
                 ) from None
+        # Every file is checked before any work, all problems listed at once (not a worker
+        # traceback mid-run); the training split's fingerprint guards --resume.
+        from als4gan.data.preflight import require_readable_samples
+
+        self.data_fingerprint = require_readable_samples(
+            self.train_set, f"the training split '{config.split}'"
+        ).fingerprint
+        if self.val_set is not None:
+            require_readable_samples(self.val_set, f"the validation split '{config.val_split}'")
         self.micro_batch = check_batch_fits(config, context.world_size)
         num_workers = default_num_workers() if config.num_workers is None else config.num_workers
         augment = make_augment(config)
