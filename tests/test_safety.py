@@ -151,9 +151,10 @@ def test_train_force_clears_everything_computed_from_the_old_model(
     assert main(["train", "--root", str(synthetic_root), "--out", str(run), *TRAIN_FAST]) == 2
     assert (run / "eval" / "test" / "metrics.json").is_file()  # refused: nothing touched
 
-    assert main(
-        ["train", "--root", str(synthetic_root), "--out", str(run), *TRAIN_FAST, "--force"]
-    ) == 0
+    assert (
+        main(["train", "--root", str(synthetic_root), "--out", str(run), *TRAIN_FAST, "--force"])
+        == 0
+    )
     assert not (run / "eval").exists()
     assert not (run / "report.html").exists()
     assert not (run / "checkpoints" / "step_000002.pt").exists()  # the old run's kept checkpoints
@@ -287,10 +288,27 @@ def test_bad_samples_are_all_listed_before_train_or_select_starts(
     Image.new("L", (10, 10)).save(root / "masks" / f"{train_ids[2]}.png")  # other size
 
     for argv in (
-        ["train", "--root", str(root), "--out", str(tmp_path / "t"), *TRAIN_FAST, "--num-workers",
-         "1"],
-        ["select", "--root", str(root), "--out", str(tmp_path / "s"), "--budget", "3",
-         "--strategy", "random"],
+        [
+            "train",
+            "--root",
+            str(root),
+            "--out",
+            str(tmp_path / "t"),
+            *TRAIN_FAST,
+            "--num-workers",
+            "1",
+        ],
+        [
+            "select",
+            "--root",
+            str(root),
+            "--out",
+            str(tmp_path / "s"),
+            "--budget",
+            "3",
+            "--strategy",
+            "random",
+        ],
     ):
         assert main(argv) == 2
         err = capsys.readouterr().err
@@ -304,8 +322,7 @@ def test_bad_samples_are_all_listed_before_train_or_select_starts(
 def test_sample_checks_are_cached_by_size_and_mtime(
     synthetic_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from als4gan.data import build_dataset
-    from als4gan.data import preflight
+    from als4gan.data import build_dataset, preflight
 
     dataset = build_dataset("synthetic", synthetic_root, "val")
     first = preflight.check_samples(dataset)

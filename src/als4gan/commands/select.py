@@ -85,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
     """Resolve the options, run the selection and print where it went."""
     from als4gan.active.loop import run_selection
     from als4gan.config import resolve_config
-
     from als4gan.runlock import claim_folder
 
     claim_folder(args.out)

@@ -218,10 +218,8 @@ def _check_same_data(
         )
     if not record:
         return
-    write_json(
-        path,
-        {"root": config.root, "split": config.split, "samples": samples, "fingerprint": fingerprint},
-    )
+    record_data = {"root": config.root, "split": config.split, "samples": samples}
+    write_json(path, {**record_data, "fingerprint": fingerprint})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -229,10 +227,9 @@ def run(args: argparse.Namespace) -> int:
     from als4gan.config import config_to_dict
     from als4gan.errors import TrainingDivergedError
     from als4gan.io import RunDir, write_ids, write_yaml
+    from als4gan.runlock import claim_folder
     from als4gan.train import distributed
     from als4gan.train.trainer import LABELLED_FILE, LATEST, UNLABELLED_FILE, Trainer
-
-    from als4gan.runlock import claim_folder
 
     claim_folder(args.out)  # before reading its state: no other process may be writing it
     config = _resolve(args)
