@@ -330,3 +330,50 @@ def test_sample_checks_are_cached_by_size_and_mtime(
     monkeypatch.setattr(preflight, "read_size", lambda path: calls.append(path) or (0, 0))
     again = preflight.check_samples(dataset)
     assert calls == [] and again.fingerprint == first.fingerprint and not again.problems
+
+
+# ------------------------------------------------------------------ 13. disk full
+def _disk_full_for(monkeypatch: pytest.MonkeyPatch, suffix: str) -> None:
+    """Make every atomic write of a file ending in ``suffix`` fail as on a full disk."""
+    import contextlib
+    import errno
+
+    from als4gan import io
+
+    original = io.atomic_open
+
+    @contextlib.contextmanager
+    def full(path: object, mode: str = "wb") -> object:
+        with original(path, mode) as handle:  # type: ignore[arg-type]
+            yield handle
+            if str(path).endswith(suffix):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(io, "atomic_open", full)
+
+
+def test_disk_full_is_a_message_and_a_failed_stage_with_earlier_files_intact(
+    synthetic_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = tmp_path / "run"
+    argv = ["train", "--root", str(synthetic_root), "--out", str(run), *TRAIN_FAST]
+    assert main([*argv, "--iterations", "2", "--stop-after", "1"]) == 0
+    latest = (run / "checkpoints" / "latest.pt").read_bytes()
+    capsys.readouterr()
+
+    _disk_full_for(monkeypatch, ".pt")
+    assert main(["train", "--out", str(run), "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "latest.pt" in err and "disk is full" in err
+    assert "Traceback" not in err
+    assert read_json(run / "status.json")["train"]["state"] == "failed"
+    assert (run / "checkpoints" / "latest.pt").read_bytes() == latest
+    assert not list((run / "checkpoints").glob(".*.tmp"))
+
+    select = ["select", "--root", str(synthetic_root), "--out", str(tmp_path / "s")]
+    _disk_full_for(monkeypatch, "labeled.txt")
+    assert main([*select, "--budget", "3", "--strategy", "random"]) == 1
+    assert read_json(tmp_path / "s" / "status.json")["select"]["state"] == "failed"

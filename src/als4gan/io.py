@@ -269,6 +269,13 @@ class RunDir:
         with contextlib.suppress(OSError, RunExistsError):
             self.mark(stage, "failed", error=f"{type(error).__name__}: {error}")
 
+    def mark_failed_if_running(self, stage: str, error: BaseException) -> None:
+        """:meth:`mark_failed` when ``stage`` is recorded as running (it started here)."""
+        with contextlib.suppress(Exception):
+            if self.status().get(stage, {}).get("state") != "running":
+                return
+        self.mark_failed(stage, error)
+
     def forget(self, *stages: str) -> None:
         """Drop the status entries of ``stages`` (``"evaluate:*"`` matches every split)."""
         status = self.status()

@@ -85,12 +85,17 @@ def run(args: argparse.Namespace) -> int:
     """Resolve the options, run the selection and print where it went."""
     from als4gan.active.loop import run_selection
     from als4gan.config import resolve_config
+    from als4gan.io import RunDir
     from als4gan.runlock import claim_folder
 
     claim_folder(args.out)
     config = resolve_config(SelectConfig, args, args.config)
     _check_no_training(args.out, args.force)
-    result = run_selection(config, args.out, force=args.force, resume=args.resume)
+    try:
+        result = run_selection(config, args.out, force=args.force, resume=args.resume)
+    except Exception as err:  # disk full, unreadable file...: never leave "running"
+        RunDir(args.out).mark_failed_if_running("select", err)
+        raise
     plan = result.plan
     print(
         f"selected {len(result.labelled)} of {plan.pool_size} images "

@@ -273,6 +273,10 @@ def run(args: argparse.Namespace) -> int:
             if context.is_main:
                 run_dir.mark("train", "failed", step=trainer.step, error=str(err))
             raise
+        except Exception as err:  # disk full, unreadable file...: never leave "running"
+            if context.is_main:
+                run_dir.mark_failed("train", err)
+            raise
         if not context.is_main:
             return 0
         best = summary["best_miou"]
