@@ -377,3 +377,52 @@ def test_disk_full_is_a_message_and_a_failed_stage_with_earlier_files_intact(
     _disk_full_for(monkeypatch, "labeled.txt")
     assert main([*select, "--budget", "3", "--strategy", "random"]) == 1
     assert read_json(tmp_path / "s" / "status.json")["select"]["state"] == "failed"
+
+
+# ------------------------------------------------------------------ 14. messages, not tracebacks
+def test_malformed_or_tagged_yaml_and_corrupt_run_files_are_messages(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tagged = tmp_path / "tagged.yaml"
+    tagged.write_text("iterations: !!python/object/apply:os.system ['echo pwned']\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("iterations: [1, 2\nlr: 0.1\n")
+    train = ["train", "--root", str(synthetic_root), "--out", str(tmp_path / "r"), *TRAIN_FAST]
+    for config in (tagged, broken):
+        assert main([*train, "--config", str(config)]) == 2
+        assert main(["run", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert str(config) in err and "YAML" in err and "Traceback" not in err
+    assert "pwned" not in capsys.readouterr().out
+
+    run = tmp_path / "run"
+    assert main([*train[:4], str(run), *train[5:], "--iterations", "2", "--stop-after", "1"]) == 0
+    capsys.readouterr()
+    config = run / "config.yaml"
+    text = config.read_text()
+    config.write_text(text[: len(text) // 2])  # truncated mid-file
+    assert main(["train", "--out", str(run), "--resume"]) == 2
+    assert "incomplete" in capsys.readouterr().err
+    config.write_text(text)
+
+    (run / "status.json").write_text('{"train": {"state": "runn')
+    assert main(["train", "--out", str(run), "--resume"]) == 2
+    assert "status.json is corrupt" in capsys.readouterr().err
+
+
+def test_out_naming_an_existing_file_or_folder_is_a_message(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = make_run(tmp_path / "run", synthetic_root, steps=(2,))
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("keep")
+    evaluate = ["evaluate", "--checkpoint", str(run), "--split", "val", "--window", "0"]
+    assert main([*evaluate, "--out", str(a_file)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    image = synthetic_root / "images" / "syn_00000.png"
+    assert main(["predict", "--checkpoint", str(run), str(image), "--out", str(a_file)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert a_file.read_text() == "keep"
+    stats = ["data", "stats", "--root", str(synthetic_root), "--split", "val", "--workers", "0"]
+    assert main([*stats, "--json", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -99,7 +99,13 @@ def _resolve(args: argparse.Namespace) -> Any:
             f"{args.out} holds no training run to resume (no config.yaml); start one without "
             "--resume"
         )
-    saved = config_from_dict(TrainConfig, read_yaml(saved_path) or {}, source=str(saved_path))
+    saved_data = read_yaml(saved_path)
+    if not isinstance(saved_data, dict) or not saved_path.read_bytes().endswith(b"\n"):
+        raise ConfigError(
+            f"{saved_path} is incomplete (truncated?), so the run cannot be resumed exactly. "
+            "Start over with --force (same options), or restore the file."
+        )
+    saved = config_from_dict(TrainConfig, saved_data, source=str(saved_path))
     changes: dict[str, Any] = {}
     for key, value in explicit.items():
         current = getattr(saved, key)
