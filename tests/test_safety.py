@@ -426,3 +426,68 @@ def test_out_naming_an_existing_file_or_folder_is_a_message(
     stats = ["data", "stats", "--root", str(synthetic_root), "--split", "val", "--workers", "0"]
     assert main([*stats, "--json", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ 15. whole-config validation
+def _experiment(tmp_path: Path, **sections: object) -> Path:
+    import yaml
+
+    data = {
+        "name": "t",
+        "out": str(tmp_path / "out"),
+        "dataset": {"name": "synthetic", "root": str(tmp_path / "data")},
+        "grid": {"strategies": ["random"], "ratios": [0.1], "seeds": [0, 1]},
+        **sections,
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"train": {"iterationz": 5}}, "section 'train': unknown option(s) iterationz"),
+        ({"train": {"iterations": "many"}}, "section 'train': argument --iterations"),
+        ({"select": {"strategy_x": 1}}, "section 'select': unknown option(s) strategy_x"),
+        ({"evaluate": {"overlap": "wide"}}, "section 'evaluate': argument --overlap"),
+        ({"train": {"seed": 5}}, "section 'train' sets seed"),
+        ({"select": {"labeled_ratio": 0.5}}, "section 'select' sets labeled_ratio"),
+        ({"train": {"method": "supervised"}}, "section 'train' sets method"),
+        ({"grid": {"strategies": ["random"], "ratios": [0.1], "seeds": [0, 0]}}, "repeats 0"),
+    ],
+)
+def test_run_checks_the_whole_config_before_the_first_stage(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    sections: dict[str, object],
+    message: str,
+) -> None:
+    from als4gan import experiment
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(experiment, "_cli_runner", lambda argv: calls.append(argv) or 0)
+    config = _experiment(tmp_path, **sections)
+    assert main(["run", str(config)]) == 2
+    assert message in capsys.readouterr().err
+    assert main(["run", str(config), "--dry-run"]) == 2
+    assert calls == [] and not (tmp_path / "out").exists()
+    # the runner itself checks too (a spec built in code)
+    import yaml
+
+    spec = experiment.parse_experiment(yaml.safe_load(config.read_text()), "x", tmp_path)
+    with pytest.raises(experiment.ConfigError):
+        experiment.ExperimentRunner(spec, run_command=lambda argv: 0).run()
+
+
+def test_valid_sections_pass_the_check(tmp_path: Path) -> None:
+    from als4gan.experiment import load_experiment
+
+    config = _experiment(
+        tmp_path,
+        select={"model": "resnet18", "epochs": 1, "alpha": 0.5},
+        train={"backbone": "resnet18", "iterations": 4, "mirror": False, "scale_range": [0.5, 1.5]},
+        evaluate={"split": "test", "window": None},
+    )
+    assert load_experiment(config).train["iterations"] == 4
