@@ -491,3 +491,50 @@ def test_valid_sections_pass_the_check(tmp_path: Path) -> None:
         evaluate={"split": "test", "window": None},
     )
     assert load_experiment(config).train["iterations"] == 4
+
+
+# ------------------------------------------------------------------ 16. --deterministic on CUDA
+def test_deterministic_on_cuda_sets_cublas_workspace_and_warns_for_ops_without_kernels(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch
+
+    from als4gan.runtime import CUBLAS_WORKSPACE, configure_determinism
+
+    calls: list[tuple[bool, dict[str, object]]] = []
+    monkeypatch.setattr(
+        torch, "use_deterministic_algorithms", lambda mode, **kw: calls.append((mode, kw))
+    )
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+
+    configure_determinism(True, torch.device("cuda"))
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE
+    assert calls == [(True, {"warn_only": True})]
+    assert torch.backends.cudnn.benchmark is False and torch.backends.cudnn.deterministic is True
+    assert "adaptive average pooling" in caplog.text and "docs/training.md" in caplog.text
+
+    # a workspace the user chose is kept; CPU is strict; off changes nothing
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    calls.clear()
+    configure_determinism(True, torch.device("cuda"))
+    configure_determinism(True, torch.device("cpu"))
+    configure_determinism(False, torch.device("cpu"))
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+    assert calls == [(True, {"warn_only": True}), (True, {})]
+
+
+def test_trainer_uses_the_determinism_setup(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from als4gan.train import trainer
+
+    seen: list[tuple[bool, str]] = []
+    monkeypatch.setattr(
+        trainer, "configure_determinism", lambda on, device: seen.append((on, device.type))
+    )
+    argv = ["train", "--root", str(synthetic_root), "--out", str(tmp_path / "r"), *TRAIN_FAST]
+    assert main([*argv, "--deterministic", "--device", "cpu"]) == 0
+    assert seen == [(True, "cpu")]

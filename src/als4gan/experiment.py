@@ -265,12 +265,13 @@ def check_distinct_grid_values(grid: GridSpec, source: str) -> None:
     Raises:
         ConfigError: If a grid list holds a value twice.
     """
-    for name, values in (
-        ("strategies", grid.strategies),
-        ("ratios", grid.ratios),
-        ("seeds", grid.seeds),
-        ("methods", grid.methods),
-    ):
+    lists: tuple[tuple[str, list[Any]], ...] = (
+        ("strategies", list(grid.strategies)),
+        ("ratios", list(grid.ratios)),
+        ("seeds", list(grid.seeds)),
+        ("methods", list(grid.methods)),
+    )
+    for name, values in lists:
         repeated = sorted({value for value in values if values.count(value) > 1}, key=str)
         if repeated:
             raise ConfigError(

@@ -102,15 +102,22 @@ def claim_folder(folder: str | os.PathLike[str], *, clean: bool = True) -> Path:
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete temporaries of interrupted atomic writes below ``folder`` (call under the lock).
 
+    Sub-folders that have a lock file of their own are skipped.
+
     Returns:
         The files removed.
     """
     removed: list[Path] = []
-    for candidate in folder.rglob(".*.tmp"):
-        if candidate.is_file() and _TEMPORARY.match(candidate.name):
-            with contextlib.suppress(FileNotFoundError):
-                candidate.unlink()
-                removed.append(candidate)
+    for current, dirs, files in os.walk(folder):
+        here = Path(current)
+        # A sub-folder with its own lock (a cell of a grid) is cleaned by whoever claims it:
+        # another process may be writing there right now.
+        dirs[:] = [name for name in dirs if not (here / name / LOCK_FILE).exists()]
+        for name in files:
+            if _TEMPORARY.match(name):
+                with contextlib.suppress(FileNotFoundError):
+                    (here / name).unlink()
+                    removed.append(here / name)
     if removed:
         log.info("removed %d temporary file(s) left by an interrupted write", len(removed))
     return removed

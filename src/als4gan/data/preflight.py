@@ -135,7 +135,7 @@ def check_samples(dataset: SegmentationDataset, ids: list[str] | None = None) ->
     digest = hashlib.sha256()
     for sample_id in chosen:
         digest.update(sample_id.encode() + b"\0")
-        sizes = []
+        sizes: list[tuple[Path, list[int]]] = []
         for kind, path in (
             ("image", dataset.image_path(sample_id)),
             ("mask", dataset.mask_path(sample_id)),
@@ -147,9 +147,9 @@ def check_samples(dataset: SegmentationDataset, ids: list[str] | None = None) ->
             if "problem" in facts:
                 result.problems.append(f"'{sample_id}': {facts['problem']}")
             else:
-                sizes.append((kind, path, facts.get("size")))
-        if len(sizes) == 2 and sizes[0][2] != sizes[1][2]:
-            (_, image, image_size), (_, mask, mask_size) = sizes
+                sizes.append((Path(path), list(facts["size"])))
+        if len(sizes) == 2 and sizes[0][1] != sizes[1][1]:
+            (image, image_size), (mask, mask_size) = sizes
             result.problems.append(
                 f"'{sample_id}': image {image} is {image_size[0]}x{image_size[1]} but mask {mask} "
                 f"is {mask_size[0]}x{mask_size[1]} (width x height)"

@@ -400,8 +400,14 @@ def write_synthetic(
 
 def _legacy_params(meta: dict[str, Any]) -> dict[str, Any]:
     """The generation options of a ``dataset.json`` written before ``params`` was recorded."""
-    keys = ("generator_version", "num_images", "image_size", "seed")
-    keys += ("val_fraction", "test_fraction")
+    keys = [
+        "generator_version",
+        "num_images",
+        "image_size",
+        "seed",
+        "val_fraction",
+        "test_fraction",
+    ]
     return {key: meta.get(key) for key in keys}
 
 

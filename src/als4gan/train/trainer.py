@@ -38,6 +38,7 @@ from als4gan.errors import ConfigError, DataError, DatasetNotFoundError, Trainin
 from als4gan.models import S4GANDiscriminator, build_segmentation_model
 from als4gan.runtime import (
     autocast,
+    configure_determinism,
     default_num_workers,
     derive_seed,
     progress,
@@ -230,10 +231,7 @@ class Trainer:
         self.s4gan = config.method == "s4gan"
         if context.is_main:
             check_tensorboard(config.tensorboard)  # fail before any work when it is required
-        if config.deterministic:
-            torch.use_deterministic_algorithms(True)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = not config.deterministic
+        configure_determinism(config.deterministic, self.device)
 
         # ---- data: labelled / unlabelled split of the training images (SPEC stage 2)
         self.train_set = build_split(config, config.split)
