@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
             }
         paths = write_evaluation(out_dir, result)
     except BaseException as err:
-        state.mark(stage, "failed", error=f"{type(err).__name__}: {err}")
+        state.mark_failed(stage, err)  # as far as the disk allows: the cause is raised below
         raise
     state.mark_done(stage, checkpoint=result["checkpoint"], miou=result["miou"])
     print(
