@@ -232,6 +232,10 @@ def test_prepare_refuses_another_dataset_and_writes_nothing_for_a_bad_option(
     assert main(bad) == 2
     assert not (out / "dataset.json").exists()
     assert main(["prepare", "folder", "--src", str(src), "--out", str(out)]) == 0
+    never = tmp_path / "never"
+    assert main(["prepare", "synthetic", "--out", str(never), "--num-images", "1"]) == 2
+    assert main(["prepare", "synthetic", "--out", str(never), "--test-fraction", "0"]) == 2
+    assert not never.exists()
 
 
 def test_resume_refuses_other_data(
