@@ -456,6 +456,7 @@ def _experiment(tmp_path: Path, **sections: object) -> Path:
         ({"select": {"strategy_x": 1}}, "section 'select': unknown option(s) strategy_x"),
         ({"evaluate": {"overlap": "wide"}}, "section 'evaluate': argument --overlap"),
         ({"train": {"seed": 5}}, "section 'train' sets seed"),
+        ({"select": {"labeled-ratio": 0.5}}, "section 'select' sets labeled-ratio"),
         ({"select": {"labeled_ratio": 0.5}}, "section 'select' sets labeled_ratio"),
         ({"train": {"method": "supervised"}}, "section 'train' sets method"),
         ({"grid": {"strategies": ["random"], "ratios": [0.1], "seeds": [0, 0]}}, "repeats 0"),
@@ -492,7 +493,7 @@ def test_valid_sections_pass_the_check(tmp_path: Path) -> None:
         tmp_path,
         select={"model": "resnet18", "epochs": 1, "alpha": 0.5},
         train={"backbone": "resnet18", "iterations": 4, "mirror": False, "scale_range": [0.5, 1.5]},
-        evaluate={"split": "test", "window": None},
+        evaluate={"split": "test", "window": None, "batch-size": 2},
     )
     assert load_experiment(config).train["iterations"] == 4
 

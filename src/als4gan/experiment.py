@@ -237,7 +237,8 @@ def check_stage_sections(spec: ExperimentSpec, source: str) -> None:
         ("evaluate", spec.evaluate),
     ):
         where = f"{source}: section '{stage}'"
-        owned = sorted(str(key) for key in options if str(key) in GRID_OWNED[stage])
+        names = {str(key): str(key).replace("-", "_") for key in options}  # crop-size = crop_size
+        owned = sorted(key for key, name in names.items() if name in GRID_OWNED[stage])
         if owned:
             raise ConfigError(
                 f"{where} sets {', '.join(owned)}, which the experiment sets for every cell "
@@ -247,7 +248,7 @@ def check_stage_sections(spec: ExperimentSpec, source: str) -> None:
         parser = _CheckingParser(prog=f"als4gan {stage}", add_help=False)
         importlib.import_module(COMMANDS[stage]).add_arguments(parser)
         known = {action.dest for action in parser._actions}
-        unknown = sorted(str(key) for key in options if str(key) not in known)
+        unknown = sorted(key for key, name in names.items() if name not in known)
         if unknown:
             valid = sorted(known - GRID_OWNED[stage] - {"help"})
             raise ConfigError(
