@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ os.environ.setdefault("ALS4GAN_NO_PROGRESS", "1")
 # OpenMP threads that busy-wait for each other then slow a step down by an order of magnitude;
 # passive waiting keeps oversubscribed runs fast. Set before torch is imported anywhere.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# The sample-check cache of train/select goes to a temporary folder, not the user's ~/.cache.
+os.environ.setdefault(
+    "ALS4GAN_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"als4gan-test-cache-{os.getuid()}")
+)
 
 #: Real DeepGlobe samples beside the repository (absent in a user's clone); a clone elsewhere
 #: points ALS4GAN_SHARED_DATA at them.

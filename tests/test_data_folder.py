@@ -145,7 +145,8 @@ def test_prepare_folder_records_options_and_does_not_copy(tmp_path: Path) -> Non
         ]
     )
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["classes.yaml", "dataset.json", "splits"]
+    listed = sorted(p.name for p in out.iterdir() if p.name != ".lock")  # .lock: see guarantees
+    assert listed == ["classes.yaml", "dataset.json", "splits"]
     meta = read_json(out / "dataset.json")
     assert meta["bands"] == [4, 3, 2, 1] and meta["image_max"] == 10000
     assert meta["in_channels"] == 4 and meta["source"] == str(src.resolve())

@@ -8,6 +8,7 @@ Each module in :mod:`als4gan.commands` defines ``HELP`` (one line), ``DESCRIPTIO
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -77,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from als4gan.runlock import held_folders, release_folders
+
+    held = held_folders()  # a grid run calls stages in-process: keep its own lock
     try:
         return int(args._run(args) or 0)
     except Als4ganError as err:
@@ -84,9 +88,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if args.verbose:
+            raise
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished work is saved (use --resume to continue)", file=sys.stderr)
         return 130
+    finally:
+        release_folders(keep=held)
+
+
+#: What to tell the user for the operating-system errors a stage can meet while writing.
+_OS_ERROR_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space (or choose an --out on another disk) and "
+    "run the same command again",
+    errno.EDQUOT: "the disk quota is used up: free some space and run the same command again",
+    errno.EACCES: "permission denied: choose a folder you may write to",
+    errno.EROFS: "the file system is read-only: choose another folder",
+    errno.EISDIR: "a folder is in the way: give a file name",
+    errno.ENOTDIR: "a file is in the way where a folder is needed: choose another path",
+    errno.EEXIST: "a file is in the way: choose another path",
+}
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for an operating-system error: what failed, on which file, and what to do."""
+    what = err.strerror or str(err)
+    where = f" ({err.filename})" if err.filename else ""
+    hint = _OS_ERROR_HINTS.get(err.errno or -1, "")
+    text = f"{what}{where}"
+    if hint:
+        text += f"; {hint}"
+    return (
+        text + ". Files finished before the error are intact (they are written atomically); "
+        "run with -v for the traceback."
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,3 +33,7 @@ class RunExistsError(Als4ganError):
 
 class TrainingDivergedError(Als4ganError):
     """A loss became non-finite; the last good checkpoint is kept."""
+
+
+class RunLockedError(Als4ganError):
+    """Another process is writing the same run folder (the message names its pid and host)."""

@@ -9,7 +9,9 @@ stages are skipped (their run folders record completion) and an interrupted one 
 
 from __future__ import annotations
 
+import argparse
 import csv
+import importlib
 import io
 import logging
 import math
@@ -19,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from als4gan.errors import ConfigError
 from als4gan.io import RunDir, atomic_write_text, read_json, read_yaml, write_json, write_yaml
@@ -180,7 +182,103 @@ def load_experiment(path: str | Path) -> ExperimentSpec:
     data = read_yaml(file)
     if not isinstance(data, dict):
         raise ConfigError(f"{file} must hold a mapping (name, out, dataset, grid, ...)")
-    return parse_experiment(data, str(file), Path.cwd())
+    spec = parse_experiment(data, str(file), Path.cwd())
+    check_distinct_grid_values(spec.grid, str(file))
+    check_stage_sections(spec, str(file))
+    return spec
+
+
+# ----------------------------------------------------------------------------- validation
+#: Options of each stage that the grid and the dataset section set: a stage section may not.
+GRID_OWNED: dict[str, frozenset[str]] = {
+    "select": frozenset(
+        {"dataset", "root", "split", "classes_file", "bands", "labeled_ratio", "budget"}
+        | {"strategy", "seed", "out", "force", "resume", "config"}
+    ),
+    "train": frozenset(
+        {"dataset", "root", "split", "classes_file", "bands", "labeled_ratio", "selection"}
+        | {"method", "seed", "out", "force", "resume", "config"}
+    ),
+    "evaluate": frozenset(
+        {"checkpoint", "dataset", "root", "classes_file", "bands", "out", "force", "config"}
+    ),
+}
+
+#: Arguments a stage's parser requires, filled with placeholders while checking a section.
+_REQUIRED_PLACEHOLDERS: dict[str, list[str]] = {
+    "select": ["--out", "_"],
+    "train": ["--out", "_"],
+    "evaluate": ["--checkpoint", "_"],
+}
+
+
+class _CheckingParser(argparse.ArgumentParser):
+    """A stage's real parser that raises instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+def check_stage_sections(spec: ExperimentSpec, source: str) -> None:
+    """Check every stage section against the real options of its stage, before any stage runs.
+
+    Each section is parsed by the same argument parser as ``als4gan <stage>`` (names, types,
+    choices), so a typo in ``train:`` is reported before hours of selections, not after.
+
+    Raises:
+        ConfigError: On an unknown option, a value of the wrong type, or an option the grid
+            sets itself (the seed, strategy, ratio, method, data and output folders).
+    """
+    from als4gan.cli import COMMANDS
+
+    for stage, options in (
+        ("select", spec.select),
+        ("train", spec.train),
+        ("evaluate", spec.evaluate),
+    ):
+        where = f"{source}: section '{stage}'"
+        names = {str(key): str(key).replace("-", "_") for key in options}  # crop-size = crop_size
+        owned = sorted(key for key, name in names.items() if name in GRID_OWNED[stage])
+        if owned:
+            raise ConfigError(
+                f"{where} sets {', '.join(owned)}, which the experiment sets for every cell "
+                "(grid: strategies, ratios, seeds, methods; dataset: name, root, options; "
+                "folders: out). Remove them from the section; change the grid or dataset instead."
+            )
+        parser = _CheckingParser(prog=f"als4gan {stage}", add_help=False)
+        importlib.import_module(COMMANDS[stage]).add_arguments(parser)
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(key for key, name in names.items() if name not in known)
+        if unknown:
+            valid = sorted(known - GRID_OWNED[stage] - {"help"})
+            raise ConfigError(
+                f"{where}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(valid)}"
+            )
+        try:
+            parser.parse_args([*_REQUIRED_PLACEHOLDERS[stage], *to_flags(options)])
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+
+
+def check_distinct_grid_values(grid: GridSpec, source: str) -> None:
+    """Refuse repeated grid values: ``seeds: [0, 0]`` would count one run twice (n = 2, sd 0).
+
+    Raises:
+        ConfigError: If a grid list holds a value twice.
+    """
+    lists: tuple[tuple[str, list[Any]], ...] = (
+        ("strategies", list(grid.strategies)),
+        ("ratios", list(grid.ratios)),
+        ("seeds", list(grid.seeds)),
+        ("methods", list(grid.methods)),
+    )
+    for name, values in lists:
+        repeated = sorted({value for value in values if values.count(value) > 1}, key=str)
+        if repeated:
+            raise ConfigError(
+                f"{source}: grid.{name} repeats {', '.join(str(v) for v in repeated)}; each "
+                "value must appear once (a repeated seed would count one run twice)"
+            )
 
 
 # ----------------------------------------------------------------------------- cells
@@ -579,6 +677,8 @@ class ExperimentRunner:
             ``{"rows": summary rows, "results_md": path, "results_csv": path, "report": path}``.
         """
         started = time.monotonic()
+        check_distinct_grid_values(self.spec.grid, self.spec.name)  # before any stage runs
+        check_stage_sections(self.spec, self.spec.name)
         self.out.mkdir(parents=True, exist_ok=True)
         if not self.force:
             self._check_same_settings()

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import yaml
 
-from als4gan.errors import DatasetNotFoundError, RunExistsError
+from als4gan.errors import ConfigError, DatasetNotFoundError, RunExistsError
 
 PathLike = str | os.PathLike[str]
 
@@ -45,9 +45,12 @@ def atomic_open(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, dest)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(err, OSError) and err.errno is not None and not err.filename:
+            # A failed write() names no file; say which one could not be written.
+            raise OSError(err.errno, err.strerror or str(err), str(dest)) from err
         raise
 
 
@@ -136,9 +139,23 @@ def write_yaml(path: PathLike, data: Any) -> None:
 
 
 def read_yaml(path: PathLike) -> Any:
-    """Read a YAML file with the safe loader."""
+    """Read a YAML file with the safe loader.
+
+    Raises:
+        ConfigError: If the file is not valid YAML, or uses tags (``!!python/...``) that the
+            safe loader refuses to construct: no code from a YAML file is ever run.
+    """
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        try:
+            return yaml.safe_load(handle)
+        except yaml.YAMLError as err:
+            detail = " ".join(str(err).split())
+            raise ConfigError(
+                f"{path} is not a valid YAML file of plain values ({detail}). Fix or recreate "
+                "it; tags such as !!python/object are refused on purpose."
+            ) from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path} is not a UTF-8 text file ({err})") from None
 
 
 def write_ids(path: PathLike, ids: Iterable[str]) -> None:
@@ -193,11 +210,27 @@ class RunDir:
         return self.path / self.STATUS_FILE
 
     def status(self) -> dict[str, Any]:
-        """The recorded stage states (empty when nothing finished yet)."""
+        """The recorded stage states (empty when nothing finished yet).
+
+        Raises:
+            RunExistsError: If ``status.json`` is corrupt (the message says how to recover).
+        """
         if not self.status_path.is_file():
             return {}
-        data = read_json(self.status_path)
-        return data if isinstance(data, dict) else {}
+        try:
+            data = read_json(self.status_path)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RunExistsError(
+                f"{self.status_path} is corrupt ({err}), so which stages finished is unknown. "
+                "Delete that file and rerun the stage with --force (or --resume for training), "
+                "or choose another --out folder."
+            ) from None
+        if not isinstance(data, dict):
+            raise RunExistsError(
+                f"{self.status_path} must hold a JSON object of stage states; delete it and "
+                "rerun the stage with --force, or choose another --out folder."
+            )
+        return data
 
     def is_done(self, stage: str) -> bool:
         """Whether ``stage`` has finished in this run folder."""
@@ -230,3 +263,29 @@ class RunDir:
     def mark_done(self, stage: str, **info: Any) -> None:
         """Record that ``stage`` finished."""
         self.mark(stage, "done", **info)
+
+    def mark_failed(self, stage: str, error: BaseException) -> None:
+        """Record that ``stage`` failed, as far as the disk allows (never raises ``OSError``)."""
+        with contextlib.suppress(OSError, RunExistsError):
+            self.mark(stage, "failed", error=f"{type(error).__name__}: {error}")
+
+    def mark_failed_if_running(self, stage: str, error: BaseException) -> None:
+        """:meth:`mark_failed` when ``stage`` is recorded as running (it started here)."""
+        with contextlib.suppress(Exception):
+            if self.status().get(stage, {}).get("state") != "running":
+                return
+        self.mark_failed(stage, error)
+
+    def forget(self, *stages: str) -> None:
+        """Drop the status entries of ``stages`` (``"evaluate:*"`` matches every split)."""
+        status = self.status()
+        kept = {
+            name: entry
+            for name, entry in status.items()
+            if not any(
+                name == stage or (stage.endswith("*") and name.startswith(stage[:-1]))
+                for stage in stages
+            )
+        }
+        if kept != status:
+            write_json(self.status_path, kept)

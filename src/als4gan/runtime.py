@@ -75,6 +75,52 @@ def use_channels_last(mode: str, device: torch.device) -> bool:
     return mode == "on"
 
 
+#: cuBLAS workspace setting that makes its matrix products reproducible (PyTorch reproducibility
+#: notes); it must be in the environment before the first cuBLAS call of the process.
+CUBLAS_WORKSPACE = ":4096:8"
+
+#: Why ``--deterministic`` on CUDA only warns for some operations.
+NONDETERMINISTIC_CUDA_NOTE = (
+    "--deterministic on CUDA: cuDNN autotuning is off, cuBLAS uses a fixed workspace "
+    "(CUBLAS_WORKSPACE_CONFIG={workspace}) and every operation that has a deterministic CUDA "
+    "kernel uses it. The discriminator's adaptive average pooling and the bilinear upsampling "
+    "of the logits have no deterministic CUDA backward pass; they keep their fast kernels and "
+    "PyTorch warns about them, so two CUDA runs can still differ slightly (see "
+    "docs/training.md). CPU runs are exactly reproducible."
+)
+
+
+def configure_determinism(enabled: bool, device: torch.device) -> None:
+    """Make training as reproducible as ``device`` allows (``--deterministic``).
+
+    On CPU every operation is deterministic already; ``torch.use_deterministic_algorithms``
+    is switched on strictly. On CUDA, ``CUBLAS_WORKSPACE_CONFIG`` is set (unless the user set
+    it), cuDNN benchmarking is off and deterministic algorithms are required with
+    ``warn_only=True``: operations without a deterministic CUDA backward (adaptive average
+    pooling, bilinear upsampling) would otherwise stop training at the first step.
+
+    Args:
+        enabled: Whether ``--deterministic`` was given.
+        device: The training device.
+    """
+    if not enabled:
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        return
+    if device.type == "cuda":
+        import logging
+
+        workspace = os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        logging.getLogger("als4gan.train").warning(
+            NONDETERMINISTIC_CUDA_NOTE.format(workspace=workspace)
+        )
+        return
+    torch.use_deterministic_algorithms(True)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch global generators (for code outside our explicit generators)."""
     random.seed(seed)

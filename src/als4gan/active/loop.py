@@ -247,6 +247,9 @@ def run_selection(
         dataset = build_dataset(
             config.dataset, config.root, config.split, **_dataset_options(config)
         )
+    from als4gan.data.preflight import require_readable_samples
+
+    require_readable_samples(dataset, f"the pool (split '{config.split}')")
     pool = PoolState(dataset.ids)
     plan = plan_budget(
         len(pool.pool_ids),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from als4gan.commands.common import add_dataset_arguments
 
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from als4gan.runtime import default_num_workers
 
     root = require_root(args)
+    if args.json and Path(args.json).is_dir():
+        from als4gan.errors import ConfigError
+
+        raise ConfigError(f"--json {args.json} is a folder; give a file name, e.g. stats.json")
     dataset = build_dataset(args.dataset, root, args.split, **dataset_options(args))
     workers = default_num_workers() if args.workers is None else max(0, args.workers)
     stats = compute_stats(dataset, workers=min(workers, len(dataset)))

@@ -155,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
     run_dir = run_dir_of(checkpoint_arg)
     split_name = Path(config.split).stem if config.split.endswith(".txt") else config.split
     out_dir = Path(args.out) if args.out else run_dir / "eval" / split_name
+    from als4gan.runlock import claim_folder
+
+    claim_folder(out_dir if args.out else run_dir)  # one writer; an --out file is refused
     state = RunDir(out_dir if args.out else run_dir)
     stage = f"evaluate:{split_name}"
     state.check_can_start(stage, args.force)
@@ -226,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
             }
         paths = write_evaluation(out_dir, result)
     except BaseException as err:
-        state.mark(stage, "failed", error=f"{type(err).__name__}: {err}")
+        state.mark_failed(stage, err)  # as far as the disk allows: the cause is raised below
         raise
     state.mark_done(stage, checkpoint=result["checkpoint"], miou=result["miou"])
     print(

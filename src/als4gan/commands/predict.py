@@ -124,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--preview-size must be at least 16, got {config.preview_size}")
     if not 0 <= config.alpha <= 1:
         raise ConfigError(f"--alpha must lie in [0, 1], got {config.alpha}")
+    from als4gan.runlock import claim_folder
+
+    claim_folder(args.out)  # refuses a file, and a second process writing the same folder
     files = collect_inputs(args.inputs)
     device = resolve_device(config.device)
     model, meta = load_segmentation_model(args.checkpoint, device)

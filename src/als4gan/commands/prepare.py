@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 HELP = "write a dataset (generated default or real) to disk with split lists"
 DESCRIPTION = """\
@@ -55,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     synthetic.add_argument(
         "--test-fraction", type=float, default=0.15, help="share of scenes for test (0.15)"
+    )
+    synthetic.add_argument(
+        "--force",
+        action="store_true",
+        help="replace OUT holding another dataset, or this one generated with other options",
     )
 
     deepglobe = sub.add_parser(
@@ -153,16 +160,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_synthetic(args: argparse.Namespace) -> int:
-    from als4gan.data.synthetic import SyntheticConfig, write_synthetic
+    from als4gan.data.synthetic import write_synthetic
 
-    config = SyntheticConfig(
-        num_images=args.num_images,
-        image_size=args.image_size,
-        seed=args.seed,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-    )
-    meta = write_synthetic(args.out, config)
+    config = _synthetic_config(args)
+    meta = write_synthetic(args.out, config, force=args.force)
     print(
         f"wrote {meta['num_images']} synthetic scenes of {meta['image_size']}px to {args.out} "
         "(splits: train, val, test)"
@@ -171,16 +172,9 @@ def _run_synthetic(args: argparse.Namespace) -> int:
 
 
 def _run_deepglobe(args: argparse.Namespace) -> int:
-    from als4gan.data.deepglobe import DeepGlobePrepareConfig, prepare_deepglobe
+    from als4gan.data.deepglobe import prepare_deepglobe
 
-    config = DeepGlobePrepareConfig(
-        tile_size=args.tile_size,
-        remainder=args.remainder,
-        scale=args.scale,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-    )
+    config = _deepglobe_config(args)
     meta = prepare_deepglobe(args.src, args.out, config, force=args.force, workers=args.workers)
     tiles = "tiles" if config.tile_size else "images (no tiling)"
     print(
@@ -230,6 +224,41 @@ def _run_folder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synthetic_config(args: argparse.Namespace) -> Any:
+    from als4gan.data.synthetic import SyntheticConfig
+
+    config = SyntheticConfig(
+        num_images=args.num_images,
+        image_size=args.image_size,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+    )
+    config.validate()
+    return config
+
+
+def _deepglobe_config(args: argparse.Namespace) -> Any:
+    from als4gan.data.deepglobe import DeepGlobePrepareConfig
+
+    config = DeepGlobePrepareConfig(
+        tile_size=args.tile_size,
+        remainder=args.remainder,
+        scale=args.scale,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+    )
+    config.validate()
+    return config
+
+
+#: Option checks run before OUT is created (the preparation itself checks again).
+_VALIDATORS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "synthetic": _synthetic_config,
+    "deepglobe": _deepglobe_config,
+}
+
 _RUNNERS = {
     "synthetic": _run_synthetic,
     "deepglobe": _run_deepglobe,
@@ -240,4 +269,30 @@ _RUNNERS = {
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the dataset's preparation."""
+    from als4gan.runlock import claim_folder
+
+    _check_split_fractions(args)  # every option is checked before OUT is touched
+    validate = _VALIDATORS.get(args.prepare_dataset)
+    if validate is not None:
+        validate(args)
+    claim_folder(args.out)
     return _RUNNERS[args.prepare_dataset](args)
+
+
+def _check_split_fractions(args: argparse.Namespace) -> None:
+    """Refuse impossible --val-fraction / --test-fraction before anything is written.
+
+    Raises:
+        ConfigError: If a fraction is outside (0, 1) or both leave no training images.
+    """
+    from als4gan.errors import ConfigError
+
+    val, test = args.val_fraction, args.test_fraction
+    if not (0 < val < 1 and 0 < test < 1):
+        raise ConfigError(
+            f"--val-fraction and --test-fraction must lie in (0, 1); got {val} and {test}"
+        )
+    if val + test >= 1:
+        raise ConfigError(
+            f"--val-fraction + --test-fraction must leave some training images; got {val + test}"
+        )

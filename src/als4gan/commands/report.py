@@ -41,6 +41,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="sliding-window side for those predictions (default: the training crop)",
     )
     parser.add_argument("--device", default="auto", help="torch device for the predictions")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing .html file that is not an als4gan report",
+    )
+
+
+#: Suffixes a report file may have: anything else could be a run artefact (a checkpoint...).
+REPORT_SUFFIXES = (".html", ".htm")
+
+
+def is_previous_report(path: Path) -> bool:
+    """Whether ``path`` is a page written by ``als4gan report`` (its generator tag)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2048)
+    except OSError:
+        return False
+    return b'<meta name="generator" content="als4gan' in head
+
+
+def check_report_out(out: Path, force: bool) -> None:
+    """Refuse an --out that would destroy something other than an earlier report.
+
+    A report never writes over a file without the ``.html`` suffix (checkpoints, metrics and
+    configurations of a run, whatever ``--force`` says), never over a folder, and over an
+    existing ``.html`` file only when it is an earlier report or ``--force`` is given.
+
+    Raises:
+        ConfigError: If ``out`` is a folder or lacks the ``.html`` suffix.
+        RunExistsError: If ``out`` is another HTML file and ``force`` is false.
+    """
+    from als4gan.errors import ConfigError, RunExistsError
+
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out} is a folder; give the report's file name, e.g. {out / 'report.html'}"
+        )
+    if out.suffix.lower() not in REPORT_SUFFIXES:
+        raise ConfigError(
+            f"--out {out} must end in .html: a report is never written over other files "
+            "(checkpoints, metrics, configurations of a run)"
+        )
+    if out.exists() and not force and not is_previous_report(out):
+        raise RunExistsError(
+            f"--out {out} exists and is not an als4gan report; pass --force to replace it, or "
+            "choose another file name"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.runs[0]) / "report.html"
     else:
         out = Path("report.html")
+    check_report_out(out, args.force)
     options = ReportOptions(
         title=args.title, examples=max(0, args.examples), device=args.device, window=args.window
     )

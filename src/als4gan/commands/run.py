@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     def announce(index: int, total: int, cell: object) -> None:
         print(f"[{index + 1}/{total}] {getattr(cell, 'name', cell)}", flush=True)
 
+    from als4gan.runlock import claim_folder
+
+    claim_folder(spec.out_dir)
     outcome = ExperimentRunner(spec, force=args.force).run(announce)
     print()
     print(outcome["markdown"])

@@ -55,13 +55,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_no_training(out: str, force: bool) -> None:
+    """Refuse to change the labelled set under a model trained on it (``--force``: start over).
+
+    With ``--force`` the training run, its evaluations and its report are deleted, since they
+    belong to the labelled set being replaced.
+
+    Raises:
+        RunExistsError: If ``out`` holds a training run and ``force`` is false.
+    """
+    from als4gan.commands.train import clear_training
+    from als4gan.errors import RunExistsError
+    from als4gan.io import RunDir
+
+    run_dir = RunDir(out)
+    trained = "train" in run_dir.status() or (run_dir.path / "checkpoints" / "latest.pt").is_file()
+    if not trained:
+        return
+    if not force:
+        raise RunExistsError(
+            f"{out} holds a training run on its current labelled set; a new selection would "
+            "change that set under the trained model. Choose another --out, or pass --force to "
+            "delete the training run (and its evaluations) and select again."
+        )
+    clear_training(run_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     """Resolve the options, run the selection and print where it went."""
     from als4gan.active.loop import run_selection
     from als4gan.config import resolve_config
+    from als4gan.io import RunDir
+    from als4gan.runlock import claim_folder
 
+    claim_folder(args.out)
     config = resolve_config(SelectConfig, args, args.config)
-    result = run_selection(config, args.out, force=args.force, resume=args.resume)
+    _check_no_training(args.out, args.force)
+    try:
+        result = run_selection(config, args.out, force=args.force, resume=args.resume)
+    except Exception as err:  # disk full, unreadable file...: never leave "running"
+        RunDir(args.out).mark_failed_if_running("select", err)
+        raise
     plan = result.plan
     print(
         f"selected {len(result.labelled)} of {plan.pool_size} images "

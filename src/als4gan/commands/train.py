@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -98,7 +99,13 @@ def _resolve(args: argparse.Namespace) -> Any:
             f"{args.out} holds no training run to resume (no config.yaml); start one without "
             "--resume"
         )
-    saved = config_from_dict(TrainConfig, read_yaml(saved_path) or {}, source=str(saved_path))
+    saved_data = read_yaml(saved_path)
+    if not isinstance(saved_data, dict) or not saved_path.read_bytes().endswith(b"\n"):
+        raise ConfigError(
+            f"{saved_path} is incomplete (truncated?), so the run cannot be resumed exactly. "
+            "Start over with --force (same options), or restore the file."
+        )
+    saved = config_from_dict(TrainConfig, saved_data, source=str(saved_path))
     changes: dict[str, Any] = {}
     for key, value in explicit.items():
         current = getattr(saved, key)
@@ -128,8 +135,8 @@ def _prepare_run_dir(args: argparse.Namespace, main: bool) -> bool:
     from als4gan.checkpoint import CHECKPOINT_DIR
     from als4gan.errors import RunExistsError
     from als4gan.io import RunDir
-    from als4gan.train.records import METRICS_FILE, TENSORBOARD_DIR
-    from als4gan.train.trainer import BEST, LATEST
+    from als4gan.train.records import METRICS_FILE
+    from als4gan.train.trainer import LATEST
 
     run_dir = RunDir(args.out)
     latest = run_dir.path / CHECKPOINT_DIR / LATEST
@@ -143,11 +150,82 @@ def _prepare_run_dir(args: argparse.Namespace, main: bool) -> bool:
             "pass --force to start over (its checkpoints and metrics are deleted)."
         )
     if main and args.force:
-        for name in (LATEST, BEST):
-            (run_dir.path / CHECKPOINT_DIR / name).unlink(missing_ok=True)
-        (run_dir.path / METRICS_FILE).unlink(missing_ok=True)
-        shutil.rmtree(run_dir.path / TENSORBOARD_DIR, ignore_errors=True)
+        clear_training(run_dir)
     return False
+
+
+#: Files of a training run in RUN_DIR besides checkpoints/ (all rewritten by a new run).
+TRAINING_FILES = (
+    "config.yaml",
+    "metrics.jsonl",
+    "train_labeled.txt",
+    "train_unlabeled.txt",
+    "dataset_fingerprint.json",
+)
+
+
+def clear_training(run_dir: Any) -> None:
+    """Delete a training run of ``run_dir`` and everything computed from it.
+
+    Checkpoints (all of them, kept step checkpoints included), metrics, TensorBoard logs and the
+    recorded configuration go, and so do the evaluations and the report made from the old
+    model: a restarted run must never show the old model's numbers as its own.
+    """
+    from als4gan.checkpoint import CHECKPOINT_DIR
+    from als4gan.train.records import TENSORBOARD_DIR
+
+    for checkpoint in (run_dir.path / CHECKPOINT_DIR).glob("*.pt"):
+        checkpoint.unlink(missing_ok=True)
+    for name in TRAINING_FILES:
+        (run_dir.path / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir.path / TENSORBOARD_DIR, ignore_errors=True)
+    clear_evaluations(run_dir)
+    run_dir.forget("train")
+
+
+def clear_evaluations(run_dir: Any) -> None:
+    """Delete the evaluations (RUN_DIR/eval/) and the report of ``run_dir``'s model."""
+    from als4gan.commands.report import is_previous_report
+
+    shutil.rmtree(run_dir.path / "eval", ignore_errors=True)
+    report = run_dir.path / "report.html"
+    if report.is_file() and is_previous_report(report):
+        report.unlink()
+    run_dir.forget("evaluate:*")
+
+
+#: File in RUN_DIR recording which data a training run reads.
+FINGERPRINT_FILE = "dataset_fingerprint.json"
+
+
+def _check_same_data(
+    run_dir: Any, config: Any, fingerprint: str, samples: int, resuming: bool, record: bool
+) -> None:
+    """Check the training split's fingerprint when resuming; record it (``record``: rank 0).
+
+    Raises:
+        DataError: If a resumed run would continue on other data than it started with.
+    """
+    from als4gan.errors import DataError
+    from als4gan.io import read_json, write_json
+
+    path = run_dir.path / FINGERPRINT_FILE
+    recorded = None
+    if resuming and path.is_file():
+        with contextlib.suppress(ValueError):  # unreadable: re-recorded below
+            recorded = read_json(path)
+    if isinstance(recorded, dict) and recorded.get("fingerprint") != fingerprint:
+        raise DataError(
+            f"{run_dir.path} was trained on split '{recorded.get('split')}' of "
+            f"{recorded.get('root')} ({recorded.get('samples')} samples), but the split it would "
+            f"resume on ({config.root}) differs: other ids, or files of another size or "
+            "modification time. Resume with the data it started on (--root), or start a new "
+            "run with --force or another --out."
+        )
+    if not record:
+        return
+    record_data = {"root": config.root, "split": config.split, "samples": samples}
+    write_json(path, {**record_data, "fingerprint": fingerprint})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,9 +233,11 @@ def run(args: argparse.Namespace) -> int:
     from als4gan.config import config_to_dict
     from als4gan.errors import TrainingDivergedError
     from als4gan.io import RunDir, write_ids, write_yaml
+    from als4gan.runlock import claim_folder
     from als4gan.train import distributed
     from als4gan.train.trainer import LABELLED_FILE, LATEST, UNLABELLED_FILE, Trainer
 
+    claim_folder(args.out)  # before reading its state: no other process may be writing it
     config = _resolve(args)
     config.validate()
     run_dir = RunDir(args.out)
@@ -175,6 +255,14 @@ def run(args: argparse.Namespace) -> int:
                 if context.is_main:
                     print(f"{args.out} already finished training at step {trainer.step}")
                 return 0
+        _check_same_data(  # every rank checks (so all stop together); rank 0 records
+            run_dir,
+            config,
+            trainer.data_fingerprint,
+            len(trainer.train_set),
+            resumable,
+            record=context.is_main,
+        )
         if context.is_main:
             # --stop-after is for this invocation only; a resumed run or a copy runs to the end.
             # The validation window is written resolved (the crop size when not given): it is
@@ -196,6 +284,10 @@ def run(args: argparse.Namespace) -> int:
         except TrainingDivergedError as err:
             if context.is_main:
                 run_dir.mark("train", "failed", step=trainer.step, error=str(err))
+            raise
+        except Exception as err:  # disk full, unreadable file...: never leave "running"
+            if context.is_main:
+                run_dir.mark_failed("train", err)
             raise
         if not context.is_main:
             return 0

@@ -25,7 +25,7 @@ from als4gan.data.encoding import ClassTable
 from als4gan.data.imageio import read_mask_array, read_rgb, save_png
 from als4gan.data.prepared import check_dataset_kind
 from als4gan.errors import ConfigError, DataError, DatasetNotFoundError
-from als4gan.io import read_json, write_ids, write_json
+from als4gan.io import write_ids, write_json
 
 #: Bump when the generator's output changes, so stale prepared folders are detected.
 GENERATOR_VERSION = 1
@@ -318,41 +318,69 @@ def split_ids(ids: Sequence[str], config: SyntheticConfig) -> dict[str, list[str
 
 
 def write_synthetic(
-    out: str | Path, config: SyntheticConfig, show_progress: bool = True
+    out: str | Path, config: SyntheticConfig, show_progress: bool = True, force: bool = False
 ) -> dict[str, Any]:
     """Generate the dataset into ``out`` (images, masks, splits, dataset.json).
 
-    Scenes already on disk from an identical earlier call are kept (a re-run after an
-    interruption only writes what is missing). ``dataset.json`` is written last, so its
-    presence means the folder is complete.
+    The options are checked before anything is written. A folder already holding this exact
+    dataset is left as it is; an interrupted generation with the same options resumes (scenes
+    already on disk are kept). A folder holding another dataset, or this one generated with
+    other options, is refused unless ``force``: then every scene file of the old generation is
+    deleted first, so no scene of another size or seed stays among the new ones.
+    ``dataset.json`` is written last, so its ``complete: true`` means the folder is complete.
+
+    Args:
+        out: Output folder.
+        config: Generation options.
+        show_progress: Progress bar while generating.
+        force: Replace a dataset prepared with other options (or another dataset's files).
 
     Returns:
         The metadata written to ``dataset.json``.
+
+    Raises:
+        RunExistsError: If ``out`` holds another dataset or other options and ``force`` is
+            false.
     """
+    from als4gan.data.prepared import read_meta
+    from als4gan.errors import RunExistsError
     from als4gan.runtime import progress
 
     config.validate()
     root = Path(out)
     meta_path = root / "dataset.json"
-    meta = {
-        "dataset": "synthetic",
+    params = {
         "generator_version": GENERATOR_VERSION,
         "num_images": config.num_images,
         "image_size": config.image_size,
         "seed": config.seed,
         "val_fraction": config.val_fraction,
         "test_fraction": config.test_fraction,
-        "classes": SYNTHETIC_CLASSES.to_dict(),
     }
-    if meta_path.is_file():
-        existing = read_json(meta_path)
-        if existing == meta:
-            return meta
-        meta_path.unlink()  # parameters changed: regenerate everything
-        resume = False
-    else:
-        resume = True
+    meta = {
+        "dataset": "synthetic",
+        **params,
+        "classes": SYNTHETIC_CLASSES.to_dict(),
+        "params": params,
+        "complete": True,
+    }
+    existing = read_meta(root)
+    resume = False
+    if existing is not None:
+        if _same_synthetic(existing, params):
+            if existing.get("complete", True):
+                return existing
+            resume = True  # an interrupted generation with the same options
+        elif not force:
+            raise RunExistsError(
+                f"{root} already holds a '{existing.get('dataset')}' dataset prepared with "
+                f"other options ({existing.get('params', _legacy_params(existing))}). Pass "
+                "--force to replace it, or choose another --out."
+            )
     ids = [f"syn_{index:05d}" for index in range(config.num_images)]
+    if not resume:
+        _remove_scene_files(root)
+    write_json(meta_path, {"dataset": "synthetic", "params": params, "complete": False})
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "masks").mkdir(parents=True, exist_ok=True)
     bar = progress(ids, desc="generating scenes", unit="img", disable=not show_progress or None)
@@ -368,6 +396,39 @@ def write_synthetic(
         write_ids(root / SPLITS_DIR / f"{split}.txt", split_list)
     write_json(meta_path, meta)
     return meta
+
+
+def _legacy_params(meta: dict[str, Any]) -> dict[str, Any]:
+    """The generation options of a ``dataset.json`` written before ``params`` was recorded."""
+    keys = [
+        "generator_version",
+        "num_images",
+        "image_size",
+        "seed",
+        "val_fraction",
+        "test_fraction",
+    ]
+    return {key: meta.get(key) for key in keys}
+
+
+def _same_synthetic(meta: dict[str, Any], params: dict[str, Any]) -> bool:
+    """Whether ``meta`` describes a synthetic generation with exactly ``params``."""
+    if meta.get("dataset") != "synthetic":
+        return False
+    recorded = meta.get("params")
+    return (recorded if isinstance(recorded, dict) else _legacy_params(meta)) == params
+
+
+def _remove_scene_files(root: Path) -> None:
+    """Delete the scene files of an earlier generation (``syn_NNNNN.png`` only)."""
+    import re
+
+    scene = re.compile(r"^syn_\d{5}\.png$")
+    for folder in (root / "images", root / "masks"):
+        if folder.is_dir():
+            for file in folder.iterdir():
+                if scene.match(file.name):
+                    file.unlink()
 
 
 class SyntheticDataset(SegmentationDataset):

@@ -50,6 +50,7 @@ from als4gan.models.weights import (
 from als4gan.regime import aspp_warning, training_regime
 from als4gan.runtime import (
     autocast,
+    configure_determinism,
     default_num_workers,
     derive_seed,
     progress,
@@ -276,10 +277,7 @@ class Trainer:
         self.s4gan = config.method == "s4gan"
         if context.is_main:
             check_tensorboard(config.tensorboard)  # fail before any work when it is required
-        if config.deterministic:
-            torch.use_deterministic_algorithms(True)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = not config.deterministic
+        configure_determinism(config.deterministic, self.device)
 
         # ---- data: labelled / unlabelled split of the training images (SPEC stage 2)
         self.train_set = build_split(config, config.split)
@@ -307,6 +305,15 @@ class Trainer:
                     f"{err} Validation chooses best.pt: pass --val-split NAME (never the test "
                     "split), or --val-every 0 to train without validation."
                 ) from None
+        # Every file is checked before any work, all problems listed at once (not a worker
+        # traceback mid-run); the training split's fingerprint guards --resume.
+        from als4gan.data.preflight import require_readable_samples
+
+        self.data_fingerprint = require_readable_samples(
+            self.train_set, f"the training split '{config.split}'"
+        ).fingerprint
+        if self.val_set is not None:
+            require_readable_samples(self.val_set, f"the validation split '{config.val_split}'")
         self.micro_batch = check_batch_fits(config, context.world_size)
         num_workers = default_num_workers() if config.num_workers is None else config.num_workers
         augment = make_augment(config)
