@@ -122,6 +122,17 @@ def batched(items: list[T], size: int) -> Iterator[list[T]]:
         yield items[start : start + size]
 
 
+def set_threads(threads: int) -> None:
+    """Let torch use ``threads`` CPU threads for intra-op work (and at most that many inter-op).
+
+    The inter-op pool can only be sized before torch first uses it; later calls keep its size.
+    """
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
 def default_num_workers() -> int:
     """DataLoader workers: one less than the CPUs available to this process, at most 8."""
     try:
