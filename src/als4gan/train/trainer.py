@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -145,14 +146,19 @@ class StopRequests:
     """SIGINT/SIGTERM set a flag that the loop checks between iterations (a second SIGINT aborts).
 
     Stopping at an iteration boundary lets the trainer write a consistent ``latest.pt`` that
-    ``--resume`` continues exactly. Handlers are only installed in the main thread.
+    ``--resume`` continues exactly. Handlers are only installed in the main thread. DataLoader
+    worker processes inherit the handler (and receive the terminal's Ctrl-C too): there it does
+    nothing, so the message is printed once, by the process that installed it.
     """
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict[int, Any] = {}
+        self._pid = os.getpid()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:
+            return  # a forked worker: the main process stops the loop and the workers with it
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
@@ -164,6 +170,7 @@ class StopRequests:
     def __enter__(self) -> StopRequests:
         import threading
 
+        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
