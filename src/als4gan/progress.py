@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from typing import Any, TextIO
 
 #: Environment variable: at most this many seconds between two progress lines (default 60).
@@ -60,7 +60,7 @@ class PlainProgress:
         seconds: float | None = None,
     ) -> None:
         self.iterable = iterable
-        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+        if total is None and isinstance(iterable, Sized):
             total = len(iterable)
         self.total = total
         self.desc = desc
