@@ -1,4 +1,4 @@
-"""The s4GAN and supervised training loops (SPEC stage 2), explicit from top to bottom.
+"""The s4GAN and supervised training loops (stage 2 of docs/method.md), explicit from top to bottom.
 
 One iteration of s4GAN (``Trainer._s4gan_micro_step``, once per accumulation step):
 
@@ -12,7 +12,7 @@ One iteration of s4GAN (``Trainer._s4gan_micro_step``, once per accumulation ste
 
 then one SGD step for G and one Adam step for D, each with polynomial decay. The supervised
 baseline is the same loop with step 1 only. Images are in [0, 1] everywhere, so D sees them as
-they are (no per-batch min/max rescaling: SPEC defect 6).
+they are (no per-batch min/max rescaling: defect 6 in docs/method.md).
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = not config.deterministic
 
-        # ---- data: labelled / unlabelled split of the training images (SPEC stage 2)
+        # ---- data: labelled / unlabelled split of the training images (stage 2 of docs/method.md)
         self.train_set = build_split(config, config.split)
         recorded = self.run_dir / LABELLED_FILE
         self.split = resolve_labelled_split(
@@ -258,7 +258,7 @@ class Trainer:
         if config.val_every > 0 and config.val_split == "test" and context.is_main:
             logger.warning(
                 "warning: choosing best.pt on the test split makes test results optimistic "
-                "(SPEC defect 3); use a validation split"
+                "(defect 3 in docs/method.md); use a validation split"
             )
         if config.val_every > 0:
             try:
@@ -294,7 +294,8 @@ class Trainer:
             self.streams["unlabelled"] = stream(
                 "unlabelled", UnlabelledImages(unlabelled_set), len(unlabelled_set)
             )
-            # SPEC step 3: D's "real" examples come from the labelled set, in their own order.
+            # Step 3 (docs/training.md): D's "real" examples come from the labelled set, in their
+            # own order.
             self.streams["ground_truth"] = stream("ground_truth", labelled_set, len(labelled_set))
 
         # ---- networks
@@ -319,7 +320,7 @@ class Trainer:
             if network is not None:
                 move_network(network, self.device, self.channels_last)
 
-        # ---- optimisers (SPEC: SGD for G with head multipliers, Adam for D; poly decay)
+        # ---- optimisers (paper: SGD for G with head multipliers, Adam for D; poly decay)
         self.optimizer_g = build_generator_optimizer(self.generator, config)
         self.scheduler_g = PolyLR(self.optimizer_g, config.iterations, config.power)
         self.optimizer_d: torch.optim.Optimizer | None = None
@@ -391,7 +392,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one iteration
     def _s4gan_micro_step(self, sync: bool, scale: float) -> torch.Tensor:
-        """SPEC stage 2 steps 1-7 on one micro-batch; returns the statistics of STAT_KEYS."""
+        """Steps 1-7 of docs/training.md on one micro-batch; returns the statistics of STAT_KEYS."""
         assert self.discriminator is not None and self.d_train is not None
         config = self.config
         x_l, y_l = self._to_device(self.streams["labelled"].next())
