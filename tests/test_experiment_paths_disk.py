@@ -65,6 +65,8 @@ def test_missing_data_names_the_flag_and_the_variable(
     assert "--data-root" in err
     assert "ALS4GAN_DATA" in err
     assert "docs/data.md" in err
+    # nothing recorded: the same command with the right folder is not refused as "changed"
+    assert not (tmp_path / "out" / "experiment.yaml").exists()
 
 
 def test_dry_run_shows_where_the_data_is_read(

@@ -641,8 +641,8 @@ class ExperimentRunner:
         self.out.mkdir(parents=True, exist_ok=True)
         if not self.force:
             self._check_same_settings()
+        self.prepare()  # first: a missing dataset must not leave an experiment.yaml behind
         write_yaml(self.out / "experiment.yaml", _spec_to_dict(self.spec))
-        self.prepare()
         cells = expand_grid(self.spec.grid)
         results: list[CellResult] = []
         for index, cell in enumerate(cells):
