@@ -19,7 +19,9 @@ class _FakeTerminal(io.StringIO):
 
 def test_plain_progress_writes_a_line_per_tenth_without_escape_codes() -> None:
     stream = io.StringIO()
-    bar = PlainProgress(total=100, desc="s4gan", unit="it", stream=stream, seconds=1e9)
+    bar = PlainProgress(
+        total=100, desc="s4gan", unit="it", stream=stream, seconds=1e9, min_seconds=0
+    )
     for step in range(100):
         bar.set_postfix({"loss": f"{1 / (step + 1):.3f}"}, refresh=False)
         bar.update(1)
@@ -35,14 +37,21 @@ def test_plain_progress_writes_a_line_per_tenth_without_escape_codes() -> None:
 
 def test_plain_progress_iterates_resumes_and_hides_transient_bars() -> None:
     stream = io.StringIO()
-    assert list(PlainProgress(range(5), desc="read", stream=stream, seconds=1e9)) == list(range(5))
+    assert list(
+        PlainProgress(range(5), desc="read", stream=stream, seconds=1e9, min_seconds=0)
+    ) == list(range(5))
     assert stream.getvalue().splitlines()[-1].startswith("read: 5/5 it (100%)")
     resumed = io.StringIO()
-    with PlainProgress(total=20, initial=10, stream=resumed, seconds=1e9) as bar:
+    with PlainProgress(total=20, initial=10, stream=resumed, seconds=1e9, min_seconds=0) as bar:
         bar.update(10)
     assert resumed.getvalue().startswith("20/20 it (100%)")
+    # a short bar writes nothing when lines must be 5 s apart (the default)
+    quiet = io.StringIO()
+    with PlainProgress(total=3, stream=quiet) as bar:
+        bar.update(3)
+    assert quiet.getvalue() == ""
     inner = io.StringIO()
-    with PlainProgress(total=4, leave=False, stream=inner) as bar:
+    with PlainProgress(total=4, leave=False, stream=inner, min_seconds=0) as bar:
         bar.update(4)
     assert inner.getvalue() == ""
 

@@ -5,7 +5,9 @@ redirected, a batch job's log) nested bars leave those escape codes in it. When 
 terminal, :func:`als4gan.runtime.progress` returns a :class:`PlainProgress` instead: same calls
 (``update``, ``set_postfix``, ``set_description``, ``close``, iteration, ``with``), but it writes
 one ordinary line every tenth of the total (or every ``ALS4GAN_PROGRESS_SECONDS`` seconds,
-default 60, when that comes first) and one when it ends.
+default 60, when that comes first) and one when it ends. Lines are at least 5 s apart, so the
+many short bars of a selection's rounds do not flood the log; a bar shorter than that writes
+nothing (its caller logs a summary line anyway).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class PlainProgress:
         every: Steps between lines (default: a tenth of ``total``, or 100 without a total).
         seconds: At most this many seconds between lines while steps advance (default:
             ``$ALS4GAN_PROGRESS_SECONDS`` or 60).
+        min_seconds: At least this many seconds between lines (default 5).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class PlainProgress:
         stream: TextIO | None = None,
         every: int | None = None,
         seconds: float | None = None,
+        min_seconds: float = 5.0,
     ) -> None:
         self.iterable = iterable
         if total is None and isinstance(iterable, Sized):
@@ -74,6 +78,8 @@ class PlainProgress:
         if seconds is None:
             seconds = float(os.environ.get(SECONDS_ENV, "60") or 60)
         self.seconds = seconds
+        self.min_seconds = min_seconds
+        self._written = False
         self._initial = initial
         self._start = time.monotonic()
         self._last_time = self._start
@@ -86,9 +92,10 @@ class PlainProgress:
         """Advance by ``n`` steps; writes a line when a tenth (or the time interval) has passed."""
         self.n += n
         now = time.monotonic()
-        if self.n - self._last_n >= self.every or (
-            self.n > self._last_n and now - self._last_time >= self.seconds
-        ):
+        since = now - self._last_time
+        if since < self.min_seconds:
+            return
+        if self.n - self._last_n >= self.every or (self.n > self._last_n and since >= self.seconds):
             self._write(now)
 
     def set_postfix(
@@ -103,12 +110,13 @@ class PlainProgress:
         self.desc = desc or ""
 
     def close(self) -> None:
-        """Write the final line (unless nothing changed since the last one)."""
+        """Write the final line (unless nothing changed since the last one, or it was short)."""
         if self._closed:
             return
         self._closed = True
-        if self.n != self._last_n:
-            self._write(time.monotonic())
+        now = time.monotonic()
+        if self.n != self._last_n and (self._written or now - self._start >= self.min_seconds):
+            self._write(now)
 
     def __iter__(self) -> Iterator[Any]:
         if self.iterable is None:
@@ -150,6 +158,7 @@ class PlainProgress:
     def _write(self, now: float) -> None:
         self._last_time = now
         self._last_n = self.n
+        self._written = True
         if not self.leave:
             return
         stream = self._stream if self._stream is not None else sys.stderr
