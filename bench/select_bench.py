@@ -98,7 +98,7 @@ def _max_rss_mb() -> float:
 
 
 def _reference_factory() -> Any:
-    """An acquisition model that handles the pool like the reference code (SPEC defect 9)."""
+    """An acquisition model that handles the pool like the reference code (defect 9)."""
     import torch
 
     from als4gan.active.acquisition import ClassifierAcquisition, PoolOutputs

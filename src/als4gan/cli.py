@@ -2,18 +2,22 @@
 
 Each module in :mod:`als4gan.commands` defines ``HELP`` (one line), ``DESCRIPTION``,
 ``add_arguments(parser)`` and ``run(args) -> int``. Command modules import heavy libraries
-(torch, matplotlib) inside ``run`` so that ``als4gan --help`` stays fast.
+(torch, matplotlib) inside ``run``, so that ``--help``, a misspelt command and an argument error
+answer at once, without importing torch (``tests/test_cli_fast.py`` checks it).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any, NoReturn
 
 from als4gan import __version__
 from als4gan.errors import Als4ganError
@@ -33,13 +37,93 @@ COMMANDS: dict[str, str] = {
 }
 
 
+#: Sub-commands that compute with torch and therefore take ``--threads``.
+THREADED_COMMANDS: tuple[str, ...] = ("select", "train", "evaluate", "predict", "run", "demo")
+
+#: Environment variable giving the default of ``--threads``.
+THREADS_ENV = "ALS4GAN_THREADS"
+
+
 def _load(name: str) -> ModuleType:
     return importlib.import_module(COMMANDS[name])
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are short and suggest the closest valid choice.
+
+    An error prints one line (``als4gan train: error: ...``) and where to find the options,
+    instead of the whole usage; a misspelt choice (a sub-command, ``--dataset``, ...) gets
+    "did you mean ...?".
+    """
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        names = [str(choice) for choice in choices]
+        message = f"invalid choice: {value!r}"
+        close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+        message += f"; choose from {', '.join(names)}"
+        raise argparse.ArgumentError(action, message)
+
+    def error(self, message: str) -> NoReturn:
+        """Print a one-line error and a pointer to ``--help``, then exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message}\nRun '{self.prog} --help' for the options.\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=(
+            f"CPU threads for torch's computations (default: ${THREADS_ENV}, else every core; "
+            "on a shared machine set it to the cores you may use)"
+        ),
+    )
+
+
+def apply_threads(threads: int | None) -> int | None:
+    """Limit torch's CPU threads to ``threads``, or to ``$ALS4GAN_THREADS`` when it is ``None``.
+
+    Returns:
+        The number of threads set, or ``None`` when neither is given (torch's default).
+
+    Raises:
+        ConfigError: If ``$ALS4GAN_THREADS`` is not a positive whole number.
+    """
+    from als4gan.errors import ConfigError
+
+    if threads is None:
+        text = os.environ.get(THREADS_ENV, "").strip()
+        if not text:
+            return None
+        try:
+            threads = _positive_int(text)
+        except argparse.ArgumentTypeError as err:
+            raise ConfigError(f"{THREADS_ENV}={text!r}: {err}") from None
+    from als4gan.runtime import set_threads
+
+    set_threads(threads)
+    return threads
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="als4gan",
         description=(
             "Label-efficient semantic segmentation of satellite imagery: choose which images "
@@ -62,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(command_parser)
+        if name in THREADED_COMMANDS:
+            _add_threads_argument(command_parser)
         command_parser.set_defaults(_run=module.run)
     return parser
 
@@ -82,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     held = held_folders()  # a grid run calls stages in-process: keep its own lock
     try:
+        if args.command in THREADED_COMMANDS:
+            apply_threads(args.threads)
         return int(args._run(args) or 0)
     except Als4ganError as err:
         if args.verbose:

@@ -3,8 +3,8 @@
 The metrics of a split come from a single confusion matrix accumulated over all its images at
 the resolution of the labels: every image is predicted whole (sliding windows with blended
 overlaps when it is larger than the window), never padded and squeezed onto its label (defect 5
-of the reference code, SPEC). :func:`select_checkpoint` scores every checkpoint of a run on the
-validation split and only the winner is then evaluated on the test split (defect 3: the
+of the reference code, docs/method.md). :func:`select_checkpoint` scores every checkpoint of a
+run on the validation split and only the winner is then evaluated on the test split (defect 3: the
 reference code picked its checkpoint on the test split).
 """
 

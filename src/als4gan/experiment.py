@@ -52,6 +52,7 @@ class DatasetSpec:
     root: str
     prepare: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    variable_src: bool = False
 
 
 @dataclass
@@ -170,8 +171,12 @@ def parse_experiment(data: Mapping[str, Any], source: str, base_dir: Path) -> Ex
     )
 
 
-def load_experiment(path: str | Path) -> ExperimentSpec:
+def load_experiment(path: str | Path, data_root: str | None = None) -> ExperimentSpec:
     """Read and validate an experiment YAML file.
+
+    ``dataset.root`` and ``dataset.prepare.src`` may use ``${ALS4GAN_DATA:-default}``-style
+    variables (:mod:`als4gan.datapaths`); ``data_root`` (``--data-root``) overrides
+    ``$ALS4GAN_DATA``.
 
     Raises:
         ConfigError: If the file is missing or invalid.
@@ -183,6 +188,7 @@ def load_experiment(path: str | Path) -> ExperimentSpec:
     if not isinstance(data, dict):
         raise ConfigError(f"{file} must hold a mapping (name, out, dataset, grid, ...)")
     spec = parse_experiment(data, str(file), Path.cwd())
+    _expand_data_paths(spec, str(file), data_root)
     check_distinct_grid_values(spec.grid, str(file))
     check_stage_sections(spec, str(file))
     return spec
@@ -279,6 +285,24 @@ def check_distinct_grid_values(grid: GridSpec, source: str) -> None:
                 f"{source}: grid.{name} repeats {', '.join(str(v) for v in repeated)}; each "
                 "value must appear once (a repeated seed would count one run twice)"
             )
+
+
+def _expand_data_paths(spec: ExperimentSpec, source: str, data_root: str | None) -> None:
+    """Expand ``${...}`` in the dataset paths; remember which ones came from ``$ALS4GAN_DATA``."""
+    import os
+
+    from als4gan.datapaths import DATA_ENV, expand_variables
+
+    env = dict(os.environ)
+    if data_root:
+        env[DATA_ENV] = str(Path(data_root).expanduser().resolve())
+    where = f"{source}: dataset"
+    spec.dataset.root = expand_variables(spec.dataset.root, env, f"{where}.root")
+    if spec.dataset.prepare and isinstance(spec.dataset.prepare.get("src"), str):
+        src = spec.dataset.prepare["src"]
+        if "${" in src:
+            spec.dataset.variable_src = True
+        spec.dataset.prepare["src"] = expand_variables(src, env, f"{where}.prepare.src")
 
 
 # ----------------------------------------------------------------------------- cells
@@ -500,6 +524,9 @@ class ExperimentRunner:
         spec: The experiment.
         run_command: Executes one ``als4gan`` command line (default: in this process).
         force: Redo finished stages.
+        keep_checkpoints: Keep each cell's ``checkpoints/latest.pt`` (the resume state) after
+            the cell is trained and evaluated; by default it is deleted then, since nothing
+            later reads it (``best.pt``, which evaluation and the report use, stays).
     """
 
     def __init__(
@@ -507,10 +534,12 @@ class ExperimentRunner:
         spec: ExperimentSpec,
         run_command: CommandRunner | None = None,
         force: bool = False,
+        keep_checkpoints: bool = False,
     ) -> None:
         self.spec = spec
         self.run_command = run_command or _cli_runner
         self.force = force
+        self.keep_checkpoints = keep_checkpoints
         self.out = spec.out_dir
 
     # ---------------------------------------------------------------- helpers
@@ -551,6 +580,14 @@ class ExperimentRunner:
         for key in ("src",):
             if key in prepare:
                 prepare[key] = str(self.spec.path(str(prepare[key])))
+                if not Path(prepare[key]).exists():
+                    from als4gan.datapaths import missing_data_message
+
+                    raise ConfigError(
+                        missing_data_message(
+                            prepare[key], "dataset.prepare.src", self.spec.dataset.variable_src
+                        )
+                    )
         self._call(["prepare", kind, "--out", str(root), *to_flags(prepare)])
 
     def select(self, cell: Cell) -> Path:
@@ -638,6 +675,27 @@ class ExperimentRunner:
             raise ConfigError(f"{metrics_file} is not a metrics mapping")
         return metrics
 
+    def tidy(self, run_dir: Path) -> int:
+        """Delete what no later stage reads from a trained and evaluated cell.
+
+        That is ``checkpoints/latest.pt``: the resume state (network, discriminator and
+        optimiser states), the largest file of a run. A finished cell is never resumed (it is
+        skipped), and evaluation and the report read ``best.pt``. Nothing is deleted with
+        ``keep_checkpoints`` or before the cell's training is marked done.
+
+        Returns:
+            The number of bytes freed.
+        """
+        if self.keep_checkpoints or not RunDir(run_dir).is_done("train"):
+            return 0
+        latest = run_dir / "checkpoints" / "latest.pt"
+        if not (latest.is_file() and (run_dir / "checkpoints" / "best.pt").is_file()):
+            return 0
+        size = latest.stat().st_size
+        latest.unlink()
+        LOGGER.debug("removed %s (%.0f MB; --keep-checkpoints keeps it)", latest, size / 1e6)
+        return size
+
     def _check_same_settings(self) -> None:
         """Refuse to mix cells made with other settings into this experiment's folder.
 
@@ -682,8 +740,8 @@ class ExperimentRunner:
         self.out.mkdir(parents=True, exist_ok=True)
         if not self.force:
             self._check_same_settings()
+        self.prepare()  # first: a missing dataset must not leave an experiment.yaml behind
         write_yaml(self.out / "experiment.yaml", _spec_to_dict(self.spec))
-        self.prepare()
         cells = expand_grid(self.spec.grid)
         results: list[CellResult] = []
         for index, cell in enumerate(cells):
@@ -692,6 +750,7 @@ class ExperimentRunner:
             selection = self.select(cell)
             run_dir = self.train(cell, selection)
             metrics = self.evaluate(run_dir)
+            self.tidy(run_dir)
             if not is_finite(metrics.get("miou")):
                 raise ConfigError(f"{run_dir}: test mIoU is not a number ({metrics.get('miou')})")
             best_val = RunDir(run_dir).status().get("train", {}).get("best_miou")

@@ -1,4 +1,4 @@
-"""Segmentation metrics from one confusion matrix accumulated over a whole split (SPEC)."""
+"""Segmentation metrics from one confusion matrix accumulated over a whole split."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def metrics_from_confusion(
 
     * ``pixel_accuracy``: correct / labelled pixels.
     * ``mean_class_accuracy``: mean recall over classes present in the ground truth.
-    * ``miou``: mean IoU over classes present in ground truth or prediction (SPEC).
+    * ``miou``: mean IoU over classes present in ground truth or prediction (docs/method.md).
     * ``fwiou``: IoU weighted by ground-truth frequency.
     * ``per_class_iou`` / ``per_class_f1`` / ``per_class_accuracy``: ``None`` (JSON null) for a
       class absent from both ground truth and prediction.

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from als4gan.errors import ConfigError
+from als4gan.progress import PlainProgress, stream_is_terminal
 
 T = TypeVar("T")
 
@@ -145,9 +146,23 @@ def progress(
     unit: str = "it",
     **kwargs: Any,
 ) -> Any:
-    """A tqdm progress bar on stderr; hidden when ``ALS4GAN_NO_PROGRESS=1``."""
+    """A progress bar on stderr; hidden when ``ALS4GAN_NO_PROGRESS=1``.
+
+    On a terminal this is a tqdm bar. When stderr is not a terminal (redirected to a file, a
+    batch job's log) it is a :class:`als4gan.progress.PlainProgress`: one plain line every tenth
+    of the total instead of a redrawn bar, so the log holds no cursor-movement codes.
+    """
     if disable is None:
         disable = os.environ.get("ALS4GAN_NO_PROGRESS", "0") == "1"
+    if not disable and not stream_is_terminal(sys.stderr):
+        return PlainProgress(
+            iterable,
+            total=total,
+            desc=desc,
+            unit=unit,
+            initial=int(kwargs.get("initial", 0)),
+            leave=bool(kwargs.get("leave", True)),
+        )
     return tqdm(
         iterable,
         total=total,
@@ -164,6 +179,17 @@ def batched(items: list[T], size: int) -> Iterator[list[T]]:
     """Yield consecutive chunks of ``items`` of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def set_threads(threads: int) -> None:
+    """Let torch use ``threads`` CPU threads for intra-op work (and at most that many inter-op).
+
+    The inter-op pool can only be sized before torch first uses it; later calls keep its size.
+    """
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def default_num_workers() -> int:

@@ -1,4 +1,4 @@
-"""Active selection: which images to label under a budget (SPEC stage 1).
+"""Active selection: which images to label under a budget (stage 1 of docs/method.md).
 
 * :mod:`~als4gan.active.budget`: the exact budget arithmetic (B, n0, q, round sizes);
 * :mod:`~als4gan.active.strategies`: query strategies (registry, higher score = labelled first);

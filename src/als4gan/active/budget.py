@@ -1,6 +1,6 @@
 """Budget arithmetic of active selection: how many images are labelled, and in which rounds.
 
-SPEC stage 1 and issue 6, exactly:
+Stage 1 of docs/method.md, exactly:
 
 * budget ``B = ceil(R x N)`` for a labelled ratio ``R`` of a pool of ``N`` images (or ``B`` given);
 * initial random set ``n0 = max(1, floor(alpha x B))``;

@@ -35,7 +35,7 @@ class SelectConfig:
     classes_file: str | None = option(None, "folder datasets: class table file", cli=False)
     bands: list[int] | None = option(None, "folder datasets: 1-based bands", cli=False)
 
-    # budget (SPEC stage 1)
+    # budget (stage 1 of docs/method.md)
     labeled_ratio: float | None = option(
         None,
         "share R of the pool to label: budget B = ceil(R x N); the paper uses 0.02, 0.05, "

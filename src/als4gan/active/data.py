@@ -2,7 +2,7 @@
 
 Neither ever holds more than one image per item: the pool is read lazily by a DataLoader in
 batches, so memory does not grow with the pool (the reference code loads the whole pool into
-memory as one batch, SPEC defect 9).
+memory as one batch, defect 9 in docs/method.md).
 
 Resizing uses Pillow, not ``torch.nn.functional.interpolate``: torch's CPU kernels give results
 that differ in the last bit with the number of threads (DataLoader workers run one thread, the
@@ -103,8 +103,8 @@ class TrainingImages(Dataset[Sample]):
     Each image is resized to ``image_size`` times a random factor in ``scale_range`` in one step
     (image bilinear, mask nearest, both sampled at pixel centres so they stay aligned), padded
     back to ``image_size`` when smaller (image 0, mask ignore), randomly cropped to
-    ``image_size`` and randomly mirrored (SPEC stage 1: random scale and mirror; the same draws
-    as :class:`als4gan.data.transforms.TrainAugment`).
+    ``image_size`` and randomly mirrored (docs/method.md, stage 1: random scale and mirror; the
+    same draws as :class:`als4gan.data.transforms.TrainAugment`).
 
     Args:
         dataset: The dataset the ids belong to.

@@ -323,7 +323,8 @@ def run_selection(
             else add_histograms(labelled_histogram, histogram)
         )
 
-    # Round 0: the initial random set (SPEC stage 1; kept in the final selection, defect 1).
+    # Round 0: the initial random set (docs/method.md, stage 1); kept in the final selection
+    # (defect 1 of the reference code).
     if pool.completed_rounds == 0:
         initial_seed = derive_seed(config.seed, "initial")
         order = np.random.default_rng(initial_seed).permutation(plan.pool_size)

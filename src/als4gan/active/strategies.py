@@ -295,7 +295,7 @@ class RandomStrategy(QueryStrategy):
 
 
 class EntropyStrategy(QueryStrategy):
-    """Predictive entropy ``-sum_c p_c log p_c`` (SPEC)."""
+    """Predictive entropy ``-sum_c p_c log p_c`` (docs/method.md)."""
 
     name = "entropy"
 
@@ -306,7 +306,7 @@ class EntropyStrategy(QueryStrategy):
 
 
 class MarginStrategy(QueryStrategy):
-    """Negative margin ``-(p_top1 - p_top2)`` (SPEC): a small margin is asked first."""
+    """Negative margin ``-(p_top1 - p_top2)`` (docs/method.md): a small margin is asked first."""
 
     name = "margin"
 
@@ -317,7 +317,7 @@ class MarginStrategy(QueryStrategy):
 
 
 class LeastConfidenceStrategy(QueryStrategy):
-    """Least confidence ``1 - max_c p_c`` (SPEC; modAL's ``uncertainty_sampling``)."""
+    """Least confidence ``1 - max_c p_c`` (the paper's; modAL's ``uncertainty_sampling``)."""
 
     name = "least-confidence"
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+#: Names of the dataset formats, kept here so that parsing arguments does not import torch.
+#: Must equal the keys of :data:`als4gan.data.DATASETS` (a test checks it).
+DATASET_NAMES: tuple[str, ...] = ("deepglobe", "folder", "synthetic", "ucm")
+
 
 def add_dataset_arguments(
     parser: argparse.ArgumentParser, *, split_default: str | None = "train"
@@ -15,13 +19,11 @@ def add_dataset_arguments(
         parser: The sub-command parser.
         split_default: Default of ``--split``; ``None`` omits the ``--split`` option.
     """
-    from als4gan.data import DATASETS
-
     group = parser.add_argument_group("dataset")
     group.add_argument(
         "--dataset",
         default="synthetic",
-        choices=sorted(DATASETS),
+        choices=DATASET_NAMES,
         help="dataset format (default: synthetic)",
     )
     group.add_argument("--root", help="dataset root folder (as written by 'als4gan prepare')")

@@ -11,7 +11,7 @@ HELP = "print per-class pixel shares and label counts of a split, flagging bad f
 DESCRIPTION = """\
 Inspect a dataset split.
 
-  als4gan data stats --dataset deepglobe --root ../shared/data/deepglobe_512 --split all
+  als4gan data stats --dataset deepglobe --root data/deepglobe_512 --split all
   als4gan data stats --dataset synthetic --root data/synthetic --split train --json stats.json
 
 'stats' reads every sample of the split once (streaming, with a progress bar), prints the

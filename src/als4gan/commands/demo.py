@@ -67,6 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ),
     )
     parser.add_argument("--force", action="store_true", help="redo everything from scratch")
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep every run's checkpoints/latest.pt (resume state) after it is evaluated",
+    )
 
 
 def demo_experiment(out: str, seeds: int = 1, pretrained: str = "imagenet") -> dict[str, Any]:
@@ -113,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
+    from als4gan.commands.run import folder_megabytes
     from als4gan.errors import ConfigError
     from als4gan.experiment import ExperimentRunner, expand_grid, parse_experiment
     from als4gan.io import write_yaml
@@ -136,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
         elapsed = time.monotonic() - started
         print(f"[{index + 1}/{total}] {getattr(cell, 'name', cell)}  ({elapsed:.0f} s)", flush=True)
 
-    outcome = ExperimentRunner(spec, force=args.force).run(announce)
+    runner = ExperimentRunner(spec, force=args.force, keep_checkpoints=args.keep_checkpoints)
+    outcome = runner.run(announce)
     minutes = (time.monotonic() - started) / 60
     print()
     print(outcome["markdown"])
@@ -144,4 +151,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"results: {outcome['results_md']}")
     print(f"report:  {outcome['report']}")
     print(f"rerun:   als4gan run {out / 'demo.yaml'}")
+    print(f"disk:    {folder_megabytes(out):.0f} MB in {out}")
     return 0

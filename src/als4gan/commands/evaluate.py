@@ -76,9 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint file, or a run folder (uses RUN_DIR/checkpoints/best.pt)",
     )
     data = parser.add_argument_group("dataset (default: as recorded in the checkpoint)")
-    from als4gan.data import DATASETS
+    from als4gan.commands.common import DATASET_NAMES
 
-    data.add_argument("--dataset", default=None, choices=sorted(DATASETS), help="dataset format")
+    data.add_argument("--dataset", default=None, choices=DATASET_NAMES, help="dataset format")
     data.add_argument("--root", default=None, help="dataset root folder")
     data.add_argument("--classes-file", default=None, help="folder datasets: YAML/JSON class table")
     from als4gan.data.imageio import image_max_arg

@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "Split DeepGlobe Land Cover at image level (seeded), then cut every image into "
             "tiles. Writes OUT/images/<tile>_sat.png (lossless), OUT/masks/<tile>_mask.png "
             "(palette PNG: class index 0-5, 255 = ignore), OUT/splits/*.txt (tile ids), "
-            "OUT/image_labels.json and OUT/dataset.json. Masks are decoded per SPEC "
+            "OUT/image_labels.json and OUT/dataset.json. Masks are decoded as in docs/data.md "
             "(threshold 128; unknown and unmatched colours -> ignore) and resized only with "
             "nearest neighbour."
         ),

@@ -19,15 +19,23 @@ Config (YAML):
   dataset:
     name: deepglobe
     root: data/deepglobe_512         # prepared root
-    prepare: {kind: deepglobe, src: ../shared/data/deepglobe_512, tile_size: 0}
+    prepare: {kind: deepglobe, src: "${ALS4GAN_DATA:-data}/deepglobe_512", tile_size: 0}
   grid: {strategies: [random, entropy], ratios: [0.05], seeds: [0, 1, 2],
          methods: [s4gan, supervised]}
   select: {model: resnet18, epochs: 5}          # any 'als4gan select' option
   train: {backbone: resnet18, iterations: 400}  # any 'als4gan train' option
   evaluate: {split: test}                       # any 'als4gan evaluate' option
 
+Paths may use ${ALS4GAN_DATA:-default} (shell style); --data-root DIR sets ALS4GAN_DATA for
+the run. After a cell is evaluated its checkpoints/latest.pt (the resume state, the largest
+file) is deleted unless --keep-checkpoints; best.pt stays for evaluation and the report.
+
 Shipped configs: configs/paper/ucm.yaml, configs/paper/deepglobe.yaml (GPU, full data),
-configs/deepglobe_mini.yaml (CPU-sized).
+configs/deepglobe_mini.yaml (CPU-sized). Where the datasets come from: docs/data.md.
+
+examples:
+  als4gan run configs/deepglobe_mini.yaml --data-root ~/datasets --dry-run
+  ALS4GAN_DATA=~/datasets als4gan run configs/deepglobe_mini.yaml --threads 2
 """
 
 
@@ -41,6 +49,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="list the cells and stop without running anything"
     )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="folder holding the datasets: the value of ${ALS4GAN_DATA} in the config's paths "
+        "(default: the ALS4GAN_DATA environment variable, else the config's fallback)",
+    )
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep every cell's checkpoints/latest.pt (resume state) after it is evaluated",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,12 +69,16 @@ def run(args: argparse.Namespace) -> int:
 
     from als4gan.experiment import ExperimentRunner, expand_grid, load_experiment
 
-    spec = load_experiment(args.config)
+    spec = load_experiment(args.config, data_root=args.data_root)
     if args.out:
         spec.out = str(Path(args.out).resolve())
     cells = expand_grid(spec.grid)
     if args.dry_run:
         print(f"{spec.name}: {len(cells)} cells -> {spec.out_dir}")
+        print(f"  data: {spec.root_dir}", end="")
+        if spec.dataset.prepare and "src" in spec.dataset.prepare:
+            print(f" (prepared from {spec.path(str(spec.dataset.prepare['src']))})", end="")
+        print()
         for cell in cells:
             print(f"  {cell.name}")
         return 0
@@ -65,10 +89,19 @@ def run(args: argparse.Namespace) -> int:
     from als4gan.runlock import claim_folder
 
     claim_folder(spec.out_dir)
-    outcome = ExperimentRunner(spec, force=args.force).run(announce)
+    runner = ExperimentRunner(spec, force=args.force, keep_checkpoints=args.keep_checkpoints)
+    outcome = runner.run(announce)
     print()
     print(outcome["markdown"])
     print(f"results: {outcome['results_md']} and {outcome['results_csv']}")
     if outcome["report"] is not None:
         print(f"report:  {outcome['report']}")
+    print(f"disk:    {folder_megabytes(spec.out_dir):.0f} MB in {spec.out_dir}")
     return 0
+
+
+def folder_megabytes(folder: object) -> float:
+    """Size of the files under ``folder`` in MB (10^6 bytes)."""
+    from pathlib import Path
+
+    return sum(f.stat().st_size for f in Path(str(folder)).rglob("*") if f.is_file()) / 1e6

@@ -10,9 +10,9 @@ from als4gan.config import add_config_arguments
 
 HELP = "choose which images to label under a budget (active learning)"
 DESCRIPTION = """\
-Choose which images of a split to label (SPEC stage 1). Budget B = ceil(R x N) (or --budget);
-an initial random set of n0 = max(1, floor(alpha x B)) images, then rounds of
-q = max(1, ceil(beta x n0)) images chosen by the strategy until exactly B are labelled.
+Choose which images of a split to label (stage 1 of docs/method.md). Budget
+B = ceil(R x N) (or --budget); an initial random set of n0 = max(1, floor(alpha x B)) images, then
+rounds of q = max(1, ceil(beta x n0)) images chosen by the strategy until exactly B are labelled.
 Each round the acquisition model (an image classifier, or a segmentation network) is refitted
 on the labelled images and scores the unlabelled pool. An interrupted selection resumes from
 its last finished round when run again with the same options.

@@ -12,8 +12,8 @@ from typing import Any
 
 HELP = "train a segmentation network (s4GAN semi-supervised or supervised-only)"
 DESCRIPTION = """\
-Train DeepLab with s4GAN (labelled + unlabelled images, SPEC stage 2) or the supervised
-baseline (labelled images only). Defaults are the paper's (SPEC); the resolved options are
+Train DeepLab with s4GAN (labelled + unlabelled images, stage 2 of docs/method.md) or the supervised
+baseline (labelled images only). Defaults are the paper's (docs/method.md); the resolved options are
 written to RUN_DIR/config.yaml, checkpoints to RUN_DIR/checkpoints/{latest,best}.pt and one
 record per step to RUN_DIR/metrics.jsonl.
 

@@ -4,7 +4,7 @@ A sample is ``{"image": FloatTensor[C, H, W] in [0, 1], "mask": LongTensor[H, W]
 "id": str, "label": int}``. ``label`` is the image-level label used by active selection (the
 scene class for UC Merced, the dominant pixel class elsewhere; -1 when unknown). Normalisation
 to the backbone's statistics happens inside the models, so images stay in [0, 1] everywhere
-(which is also what the s4GAN discriminator takes as its RGB input, SPEC stage 2).
+(which is also what the s4GAN discriminator takes as its RGB input, stage 2 of docs/method.md).
 """
 
 from __future__ import annotations

@@ -4,15 +4,15 @@ Files follow the DeepGlobe convention ``<id>_sat.<jpg|png>`` (RGB image) and ``<
 Accepted layouts under the root (the first that holds ``*_sat.*`` files wins; torchgeo's
 training and test folders are read together):
 
-- ``images/`` + ``masks/`` (a prepared folder, or e.g. ``../shared/data/deepglobe_512``);
+- ``images/`` + ``masks/`` (a prepared folder, or any folder laid out that way);
 - torchgeo's ``data/training_data/{images,masks}`` (and ``data/test_data/{images,masks}``);
 - flat: ``<id>_sat.jpg`` next to ``<id>_mask.png`` in the root (the original download), or in
   ``root/train/`` (the Kaggle copy).
 
-Masks are RGB colour masks decoded per SPEC: every channel is thresholded at 128, the six class
-colours map to classes 0..5, black ("unknown") and any colour that matches no class map to
-ignore (255). Unmatched non-black pixels are counted; the first mask holding any is named in a
-warning, the rest are only counted (:attr:`DeepGlobeDataset.unmatched_pixels`) and reported in
+Masks are RGB colour masks decoded as in docs/data.md: every channel is thresholded at 128,
+the six class colours map to classes 0..5, black ("unknown") and any colour that matches no class
+map to ignore (255). Unmatched non-black pixels are counted; the first mask holding any is named in
+a warning, the rest are only counted (:attr:`DeepGlobeDataset.unmatched_pixels`) and reported in
 aggregate by ``als4gan prepare deepglobe`` and ``als4gan data stats``. Single-channel masks (as
 written by ``prepare``: palette PNGs holding class indices) are read as indices 0..5 / 255.
 """
@@ -55,7 +55,7 @@ from als4gan.io import read_json, write_json
 
 logger = logging.getLogger(__name__)
 
-#: The six DeepGlobe land-cover classes and their mask colours (SPEC, datasets).
+#: The six DeepGlobe land-cover classes and their mask colours (docs/data.md).
 DEEPGLOBE_CLASSES = ClassTable(
     names=("urban", "agriculture", "rangeland", "forest", "water", "barren"),
     colors=(

@@ -1,7 +1,7 @@
 """Cutting large images and their masks into a grid of tiles (and resizing masks safely).
 
 Used by ``als4gan prepare deepglobe``: a 2448 px DeepGlobe image gives a 4x4 grid of 612 px
-tiles (SPEC, datasets). When a side is not a multiple of the tile size, ``remainder`` decides:
+tiles (docs/data.md). When a side is not a multiple of the tile size, ``remainder`` decides:
 
 - ``"overlap"`` (default): the last tile of a row/column is shifted back so that it ends at the
   image border and overlaps its neighbour. Every pixel is kept, every tile is a full, natural
@@ -139,10 +139,10 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize a class-index mask with nearest neighbour only (never blends labels).
+    """Resize a class-index mask with nearest neighbour only (never blends labels; docs/data.md).
 
     Pillow's ``NEAREST`` samples at output pixel centres, so the mask stays aligned with
-    :func:`resize_image` (checked by tests/test_mask_alignment.py).
+    :func:`resize_image` (checked by the tests).
     """
     if mask.shape[:2] == (height, width):
         return mask

@@ -1,7 +1,7 @@
 """Sample transforms (dict in, dict out). Random ones take an explicit ``torch.Generator``.
 
-Training augmentation (SPEC stage 2): random scale 0.5-1.5, pad to the crop with ignore,
-random crop, random horizontal mirror. Images are resized bilinearly and masks with nearest
+Training augmentation (stage 2 of docs/method.md): random scale 0.5-1.5, pad to the crop with
+ignore, random crop, random horizontal mirror. Images are resized bilinearly and masks with nearest
 neighbour only (never blending labels, a defect of the reference code). Both sample at pixel
 centres (``align_corners=False`` and ``nearest-exact``), so a mask stays aligned with its image:
 torch's legacy ``nearest`` samples at top-left corners and moves edges by up to one pixel.

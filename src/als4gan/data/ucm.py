@@ -1,7 +1,7 @@
 """UC Merced Land Use images with DLRSD pixel labels; ``als4gan prepare ucm`` (stratified split).
 
 Images are ``<scene><NN>.tif`` (21 scene classes, 100 images each); DLRSD labels are palette PNGs
-``<scene><NN>.png`` holding values 1..17 (SPEC, datasets), mapped to classes 0..16. Accepted
+``<scene><NN>.png`` holding values 1..17 (docs/data.md), mapped to classes 0..16. Accepted
 layouts under the root (the first existing folder of each list is used; inside it files may be
 nested by scene, ``<scene>/<scene><NN>.tif``, or flat):
 

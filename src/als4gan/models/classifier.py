@@ -1,4 +1,4 @@
-"""Image-level classifier used as the acquisition model of active selection (SPEC stage 1)."""
+"""Image-level classifier: the acquisition model of active selection (docs/method.md, stage 1)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ class ASPPv2(nn.Module):
     Args:
         in_channels: Backbone channels.
         num_classes: Output classes.
-        rates: Dilation rates (SPEC: 6, 12, 18, 24).
+        rates: Dilation rates (paper: 6, 12, 18, 24).
     """
 
     def __init__(
@@ -46,14 +46,15 @@ class DeepLabV2(nn.Module):
     """DeepLab-v2: dilated backbone (output stride 8) + ASPP, logits upsampled to the input size.
 
     Takes images in [0, 1] (normalised inside). Parameter groups for the optimiser are given by
-    :meth:`backbone_parameters` and :meth:`head_parameters` (the head gets 10x / 20x lr, SPEC).
+    :meth:`backbone_parameters` and :meth:`head_parameters` (the head gets 10x /
+    20x lr, docs/method.md).
 
     Args:
         backbone: Backbone name (see :data:`als4gan.models.backbones.BACKBONES`).
         num_classes: Number of classes.
         in_channels: Input bands.
         rates: ASPP dilation rates.
-        output_stride: 8 (SPEC) or 16 (cheaper).
+        output_stride: 8 (the paper's) or 16 (cheaper).
         multi_scale: MSC inputs: also run at 0.75x and 0.5x and fuse by max (eval and train).
     """
 
@@ -99,7 +100,7 @@ class DeepLabV2(nn.Module):
         return list(self.backbone.parameters())
 
     def head_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        """(weights, biases) of the classifier head (10x and 20x lr in SPEC)."""
+        """(weights, biases) of the classifier head (10x and 20x lr in the paper)."""
         weights = [p for n, p in self.classifier.named_parameters() if n.endswith("weight")]
         biases = [p for n, p in self.classifier.named_parameters() if n.endswith("bias")]
         return weights, biases

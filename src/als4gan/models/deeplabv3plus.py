@@ -1,6 +1,6 @@
 """DeepLab-v3+ (ResNet encoder, ASPP with image pooling, low-level decoder): an optional generator.
 
-Not part of the paper's method (s4GAN uses DeepLab-v2, SPEC stage 2); offered because its
+Not part of the paper's method (s4GAN uses DeepLab-v2, docs/method.md); offered because its
 decoder recovers thin structures (roads, field borders) better at the same cost. It exposes the
 same optimiser interface as :class:`als4gan.models.deeplab.DeepLabV2`.
 """
@@ -140,8 +140,8 @@ class DeepLabV3Plus(nn.Module):
     def head_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(weights, biases) of the new head: conv weights get 10x lr, biases and norms 20x.
 
-        As for DeepLab-v2's classifier (SPEC), the second group is trained without weight decay;
-        it holds every 1-d parameter (conv biases, BatchNorm scales and shifts).
+        As for DeepLab-v2's classifier (docs/method.md), the second group is trained without
+        weight decay; it holds every 1-d parameter (conv biases, BatchNorm scales and shifts).
         """
         weights: list[nn.Parameter] = []
         biases: list[nn.Parameter] = []

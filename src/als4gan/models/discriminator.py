@@ -1,4 +1,4 @@
-"""The s4GAN discriminator (SPEC stage 2): judges (class-probability map, RGB image) pairs."""
+"""The s4GAN discriminator (docs/method.md): judges (class-probability map, RGB image) pairs."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ class S4GANDiscriminator(nn.Module):
     Args:
         num_classes: Number of classes ``C``.
         in_channels: Image bands concatenated to the probability map.
-        width: Channels of the first conv (64 in SPEC); later convs double it.
-        dropout: Dropout2d rate after the first three convs (0.5 in SPEC).
+        width: Channels of the first conv (64 in the paper); later convs double it.
+        dropout: Dropout2d rate after the first three convs (0.5 in the paper).
     """
 
     def __init__(

@@ -3,7 +3,7 @@
 torchvision's ImageNet checkpoints (``resnet50-0676ba61.pth`` etc.) load into these modules
 unchanged, without torchvision itself (whose compiled ops do not import against CPU-only torch
 builds). Layers 3 and 4 can trade stride for dilation, giving the output stride 8 that
-DeepLab-v2 uses (SPEC stage 2).
+DeepLab-v2 uses (stage 2 of docs/method.md).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""The options of ``als4gan train``: one typed dataclass, SPEC defaults, written to config.yaml.
+"""The options of ``als4gan train``: one typed dataclass, paper defaults, written to config.yaml.
 
-Defaults follow SPEC stage 2 (the s4GAN paper and the reference commands). Every field becomes a
-``--flag`` (see :mod:`als4gan.config`); the dataset fields are set by the shared dataset flags
-(``--dataset``, ``--root``, ``--split``, ``--classes-file``, ``--bands``) and stored here too, so
-that ``RUN_DIR/config.yaml`` alone is enough to rebuild the data (later stages read it, and
-``als4gan train --config RUN_DIR/config.yaml --out NEW`` repeats a run).
+Defaults follow stage 2 of docs/method.md (the s4GAN paper and the reference commands). Every
+field becomes a ``--flag`` (see :mod:`als4gan.config`); the dataset fields are set by the shared
+dataset flags (``--dataset``, ``--root``, ``--split``, ``--classes-file``, ``--bands``) and stored
+here too, so that ``RUN_DIR/config.yaml`` alone is enough to rebuild the data (later stages read it,
+and ``als4gan train --config RUN_DIR/config.yaml --out NEW`` repeats a run).
 
 This module imports no torch, so that ``als4gan --help`` stays fast.
 """
@@ -91,7 +91,7 @@ DATASET_FIELDS = ("dataset", "root", "split", "classes_file", "bands")
 
 @dataclass
 class TrainConfig:
-    """Every option of ``als4gan train`` (SPEC stage 2 defaults)."""
+    """Every option of ``als4gan train`` (the paper's defaults, docs/method.md)."""
 
     # dataset (flags from commands.common.add_dataset_arguments)
     dataset: str = option("synthetic", "dataset format", cli=False)
@@ -119,10 +119,12 @@ class TrainConfig:
     seed: int = option(0, "seed of the random labelled set, initialisation and data order")
 
     # model
-    arch: str = option("deeplabv2", "segmentation network (SPEC: deeplabv2)", choices=ARCHITECTURES)
+    arch: str = option(
+        "deeplabv2", "segmentation network (paper: deeplabv2)", choices=ARCHITECTURES
+    )
     backbone: str = option(
         "resnet101",
-        "backbone (SPEC: resnet101; mobilenet_v2 is the small, fast one)",
+        "backbone (paper: resnet101; mobilenet_v2 is the small one with installable weights)",
         choices=BACKBONE_NAMES,
     )
     pretrained: str = option(
@@ -152,17 +154,17 @@ class TrainConfig:
     sync_bn: bool = option(False, "SyncBatchNorm across processes (torchrun, trained BN only)")
 
     # schedule and augmentation
-    iterations: int = option(20000, "training iterations (SPEC: 20000)")
+    iterations: int = option(20000, "training iterations (paper: 20000)")
     batch_size: int = option(
         10, "images per iteration and stream, over all processes and accumulation steps"
     )
     grad_accum: int = option(1, "split each iteration into N micro-batches (less memory)")
-    crop_size: int = option(320, "random crop side in pixels (SPEC: 320)")
-    scale_range: tuple[float, float] = option((0.5, 1.5), "random scale range (SPEC: 0.5 1.5)")
+    crop_size: int = option(320, "random crop side in pixels (paper: 320)")
+    scale_range: tuple[float, float] = option((0.5, 1.5), "random scale range (paper: 0.5 1.5)")
     mirror: bool = option(True, "random horizontal mirror")
 
     # generator optimiser
-    lr: float = option(2.5e-4, "generator SGD learning rate (SPEC: 2.5e-4)")
+    lr: float = option(2.5e-4, "generator SGD learning rate (paper: 2.5e-4)")
     momentum: float = option(0.9, "generator SGD momentum")
     weight_decay: float = option(5e-4, "generator weight decay (not on head biases)")
     power: float = option(0.9, "polynomial learning-rate decay power (G and D)")
@@ -170,7 +172,7 @@ class TrainConfig:
     head_bias_lr_mult: float = option(20.0, "learning-rate multiplier of head biases (ASPP)")
 
     # discriminator and s4GAN losses
-    lr_d: float = option(1e-4, "discriminator Adam learning rate (SPEC: 1e-4)")
+    lr_d: float = option(1e-4, "discriminator Adam learning rate (paper: 1e-4)")
     betas_d: tuple[float, float] = option((0.9, 0.99), "discriminator Adam betas")
     threshold_st: float = option(
         0.8,
@@ -286,7 +288,7 @@ class TrainConfig:
 
 
 def labelled_budget(ratio: float, num_images: int) -> int:
-    """Number of labelled images B = ceil(ratio x N) (SPEC stage 1; the same B for random sets).
+    """Number of labelled images B = ceil(ratio x N) (docs/method.md; the same B for random sets).
 
     The ratio is taken as the decimal number the user typed (``0.07`` is exactly 7/100, as in
     active selection's budget arithmetic), so binary rounding cannot add an image:

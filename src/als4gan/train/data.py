@@ -1,8 +1,8 @@
 """Training data: the labelled / unlabelled split of the training images and their loaders.
 
 The labelled set comes from active selection (``RUN_DIR/selection/labeled.txt``) or is drawn at
-random with the same size B = ceil(ratio x N) (SPEC stage 1 and defect 8); every other training
-image is unlabelled (SPEC stage 2).
+random with the same size B = ceil(ratio x N) (stage 1 and defect 8 of docs/method.md); every
+other training image is unlabelled (stage 2 of docs/method.md).
 """
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ class DataStream:
 
 
 def make_augment(config: TrainConfig) -> TrainAugment:
-    """The SPEC training augmentation: random scale, pad with ignore, crop, mirror."""
+    """The paper's training augmentation: random scale, pad with ignore, crop, mirror."""
     return TrainAugment(
         config.crop_size,
         scale_range=tuple(config.scale_range),  # type: ignore[arg-type]

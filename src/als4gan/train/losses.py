@@ -1,9 +1,9 @@
-"""The s4GAN losses (SPEC stage 2), each a small function that is easy to check by hand.
+"""The s4GAN losses (docs/method.md, stage 2), each a small function that is easy to check by hand.
 
-Notation follows SPEC: ``x_l, y_l`` labelled batch, ``x_u`` unlabelled batch, ``x_g, y_g`` the
-ground-truth batch shown to the discriminator D as "real", ``p_u = softmax(G(x_u))``,
-``d_u, f_u`` D's output and pooled features for the unlabelled predictions, ``d_g, f_g`` for the
-ground truth.
+Notation follows docs/training.md: ``x_l, y_l`` labelled batch, ``x_u`` unlabelled batch,
+``x_g, y_g`` the ground-truth batch shown to the discriminator D as "real",
+``p_u = softmax(G(x_u))``, ``d_u, f_u`` D's output and pooled features for the unlabelled
+predictions, ``d_g, f_g`` for the ground truth.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from als4gan.data.encoding import IGNORE_INDEX
 def cross_entropy(
     logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:
-    """Pixel-wise cross-entropy averaged over labelled pixels (SPEC step 1, L_ce).
+    """Pixel-wise cross-entropy averaged over labelled pixels (step 1 in docs/training.md, L_ce).
 
     Computed in float32 whatever the autocast dtype of ``logits``. A batch without any labelled
     pixel gives 0 (not NaN, which the mean reduction would give), with a zero gradient. No
@@ -37,9 +37,9 @@ def onehot_with_ignore(
 ) -> torch.Tensor:
     """One-hot class maps for D's "real" input; ignore pixels become the uniform distribution.
 
-    SPEC step 3 feeds D ``onehot(y_g)``. Pixels without a label (unknown class, and the padding
-    that random down-scaling adds) carry no class information, so they get ``1 / C`` in every
-    channel: every pixel of D's input is then a probability vector (channels sum to 1), like a
+    Step 3 in docs/training.md feeds D ``onehot(y_g)``. Pixels without a label (unknown class, and
+    the padding that random down-scaling adds) carry no class information, so they get ``1 / C`` in
+    every channel: every pixel of D's input is then a probability vector (channels sum to 1), like a
     softmax output. The reference code used all-zero vectors there, which no softmax can
     produce, so D could tell real from fake by those pixels alone. The same uniform filling is
     applied to the padded pixels of the unlabelled input (see :func:`fill_invalid`).
@@ -68,7 +68,7 @@ def fill_invalid(probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 def feature_matching_loss(features_real: torch.Tensor, features_fake: torch.Tensor) -> torch.Tensor:
-    """L_fm = mean | mean_batch(f_g) - mean_batch(f_u) | (SPEC step 4).
+    """L_fm = mean | mean_batch(f_g) - mean_batch(f_u) | (step 4 in docs/training.md).
 
     Args:
         features_real: (B_g, F) D's pooled features of the ground-truth inputs.
@@ -78,7 +78,7 @@ def feature_matching_loss(features_real: torch.Tensor, features_fake: torch.Tens
 
 
 def select_confident(d_prob: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Which unlabelled samples D accepts for self-training: ``d_u > threshold`` (SPEC step 5)."""
+    """Which unlabelled samples D accepts for self-training: ``d_u > threshold`` (step 5)."""
     return d_prob.detach().float() > threshold
 
 
@@ -165,10 +165,10 @@ def self_training_loss(
 ) -> torch.Tensor:
     """L_st: cross-entropy of the selected unlabelled predictions against their own argmax.
 
-    SPEC step 5. The labels are ``argmax G(x_u)`` without gradient; the loss is averaged over
-    the (valid) pixels of the selected samples; no selected sample gives 0. Samples that are not
-    selected get ignore labels, which gives the same value as cross-entropy on the selected
-    subset without a host-device synchronisation.
+    Step 5 in docs/training.md. The labels are ``argmax G(x_u)`` without gradient; the loss is
+    averaged over the (valid) pixels of the selected samples; no selected sample gives 0. Samples
+    that are not selected get ignore labels, which gives the same value as cross-entropy on the
+    selected subset without a host-device synchronisation.
 
     Args:
         logits: (B, C, H, W) generator scores for the unlabelled batch.
@@ -183,7 +183,7 @@ def self_training_loss(
 
 
 def discriminator_loss(logit_fake: torch.Tensor, logit_real: torch.Tensor) -> torch.Tensor:
-    """L_D = [BCE(D(p_u), 0) + BCE(D(onehot(y_g)), 1)] / 2 on logits (SPEC step 7).
+    """L_D = [BCE(D(p_u), 0) + BCE(D(onehot(y_g)), 1)] / 2 on logits (step 7 in docs/training.md).
 
     Uses BCE with logits (numerically stable; the same value as BCE on ``sigmoid(logit)``).
 

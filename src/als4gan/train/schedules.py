@@ -1,4 +1,4 @@
-"""Optimisers and learning-rate schedules of s4GAN (SPEC stage 2).
+"""Optimisers and learning-rate schedules of s4GAN (stage 2 of docs/method.md).
 
 Generator: SGD, momentum 0.9, weight decay 5e-4; backbone at the base rate, head (ASPP) weights
 at 10x and head biases at 20x without weight decay. Discriminator: Adam, betas (0.9, 0.99).
@@ -114,7 +114,7 @@ def build_generator_optimizer(model: nn.Module, config: TrainConfig) -> torch.op
 
 
 def build_discriminator_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Adam:
-    """Adam with ``config.lr_d`` and ``config.betas_d`` (SPEC: 1e-4, (0.9, 0.99))."""
+    """Adam with ``config.lr_d`` and ``config.betas_d`` (paper: 1e-4, (0.9, 0.99))."""
     return torch.optim.Adam(
         model.parameters(), lr=config.lr_d, betas=(config.betas_d[0], config.betas_d[1])
     )

@@ -1,4 +1,4 @@
-"""The s4GAN and supervised training loops (SPEC stage 2), explicit from top to bottom.
+"""The s4GAN and supervised training loops (stage 2 of docs/method.md), explicit from top to bottom.
 
 One iteration of s4GAN (``Trainer._s4gan_micro_step``, once per accumulation step):
 
@@ -12,7 +12,7 @@ One iteration of s4GAN (``Trainer._s4gan_micro_step``, once per accumulation ste
 
 then one SGD step for G and one Adam step for D, each with polynomial decay. The supervised
 baseline is the same loop with step 1 only. Images are in [0, 1] everywhere, so D sees them as
-they are (no per-batch min/max rescaling: SPEC defect 6).
+they are (no per-batch min/max rescaling: defect 6 in docs/method.md).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import signal
 import time
 from pathlib import Path
@@ -192,14 +193,19 @@ class StopRequests:
     """SIGINT/SIGTERM set a flag that the loop checks between iterations (a second SIGINT aborts).
 
     Stopping at an iteration boundary lets the trainer write a consistent ``latest.pt`` that
-    ``--resume`` continues exactly. Handlers are only installed in the main thread.
+    ``--resume`` continues exactly. Handlers are only installed in the main thread. DataLoader
+    worker processes inherit the handler (and receive the terminal's Ctrl-C too): there it does
+    nothing, so the message is printed once, by the process that installed it.
     """
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict[int, Any] = {}
+        self._pid = os.getpid()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:
+            return  # a forked worker: the main process stops the loop and the workers with it
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
@@ -211,6 +217,7 @@ class StopRequests:
     def __enter__(self) -> StopRequests:
         import threading
 
+        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)
@@ -279,7 +286,7 @@ class Trainer:
             check_tensorboard(config.tensorboard)  # fail before any work when it is required
         configure_determinism(config.deterministic, self.device)
 
-        # ---- data: labelled / unlabelled split of the training images (SPEC stage 2)
+        # ---- data: labelled / unlabelled split of the training images (stage 2 of docs/method.md)
         self.train_set = build_split(config, config.split)
         recorded = self.run_dir / LABELLED_FILE
         self.split = resolve_labelled_split(
@@ -295,7 +302,7 @@ class Trainer:
         if config.val_every > 0 and config.val_split == "test" and context.is_main:
             logger.warning(
                 "warning: choosing best.pt on the test split makes test results optimistic "
-                "(SPEC defect 3); use a validation split"
+                "(defect 3 in docs/method.md); use a validation split"
             )
         if config.val_every > 0:
             try:
@@ -340,7 +347,8 @@ class Trainer:
             self.streams["unlabelled"] = stream(
                 "unlabelled", UnlabelledImages(unlabelled_set), len(unlabelled_set)
             )
-            # SPEC step 3: D's "real" examples come from the labelled set, in their own order.
+            # Step 3 (docs/training.md): D's "real" examples come from the labelled set, in their
+            # own order.
             self.streams["ground_truth"] = stream("ground_truth", labelled_set, len(labelled_set))
 
         # ---- networks
@@ -376,7 +384,7 @@ class Trainer:
             if network is not None:
                 move_network(network, self.device, self.channels_last)
 
-        # ---- optimisers (SPEC: SGD for G with head multipliers, Adam for D; poly decay)
+        # ---- optimisers (paper: SGD for G with head multipliers, Adam for D; poly decay)
         self.optimizer_g = build_generator_optimizer(self.generator, config)
         self.scheduler_g = PolyLR(self.optimizer_g, config.iterations, config.power)
         self.optimizer_d: torch.optim.Optimizer | None = None
@@ -448,7 +456,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one iteration
     def _s4gan_micro_step(self, sync: bool, scale: float) -> torch.Tensor:
-        """SPEC stage 2 steps 1-7 on one micro-batch; returns the statistics of STAT_KEYS."""
+        """Steps 1-7 of docs/training.md on one micro-batch; returns the statistics of STAT_KEYS."""
         assert self.discriminator is not None and self.d_train is not None
         config = self.config
         x_l, y_l = self._to_device(self.streams["labelled"].next())
