@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_dataset_arguments(stats, split_default="train")
-    from als4gan.data.imageio import image_max_arg
+    from als4gan.argtypes import image_max_arg
 
     stats.add_argument(
         "--image-max",

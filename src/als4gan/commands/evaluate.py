@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", default=None, choices=DATASET_NAMES, help="dataset format")
     data.add_argument("--root", default=None, help="dataset root folder")
     data.add_argument("--classes-file", default=None, help="folder datasets: YAML/JSON class table")
-    from als4gan.data.imageio import image_max_arg
+    from als4gan.argtypes import image_max_arg
 
     data.add_argument(
         "--bands",

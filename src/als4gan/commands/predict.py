@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint file, or a run folder (uses RUN_DIR/checkpoints/best.pt)",
     )
     parser.add_argument("--out", required=True, help="output folder")
-    from als4gan.data.imageio import image_max_arg
+    from als4gan.argtypes import image_max_arg
 
     parser.add_argument(
         "--bands",

@@ -117,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ucm.add_argument("--out", required=True, help="output folder (may equal --src)")
     _add_split_options(ucm, "images")
 
-    from als4gan.data.imageio import image_max_arg
+    from als4gan.argtypes import image_max_arg
 
     folder = sub.add_parser(
         "folder",

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from als4gan.argtypes import check_image_max
 from als4gan.data.base import ALL_SPLIT, SampleTransform, SegmentationDataset
 from als4gan.data.encoding import (
     IGNORE_INDEX,
@@ -51,7 +52,6 @@ from als4gan.data.encoding import (
 )
 from als4gan.data.imageio import (
     GEOTIFF_SUFFIXES,
-    check_image_max,
     read_mask_array,
     read_raster,
     read_raster_with_nodata,

@@ -6,12 +6,12 @@ import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from als4gan.errors import ConfigError, DataError, DatasetNotFoundError
+from als4gan.argtypes import check_image_max
+from als4gan.errors import DataError, DatasetNotFoundError
 
 #: Suffixes read through rasterio when it is installed (keeps geo metadata and many bands).
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
@@ -35,38 +35,6 @@ def _open_pil(path: Path) -> Image.Image:
         image = Image.open(path)
         image.load()
     return image
-
-
-def check_image_max(value: Any, where: str = "--image-max") -> float | None:
-    """``value`` as a finite positive float (``None`` stays ``None``).
-
-    Raises:
-        ConfigError: If it is zero, negative, NaN, infinite or not a number (naming ``where``).
-    """
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
-        raise ConfigError(
-            f"{where} must be a finite positive number (the pixel value that means 1.0, e.g. "
-            f"255, 10000 or 65535), got {value!r}"
-        )
-    return number
-
-
-def image_max_arg(text: str) -> float:
-    """``argparse`` type of ``--image-max``: a finite positive number."""
-    import argparse
-
-    try:
-        value = check_image_max(text)
-    except ConfigError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    assert value is not None
-    return value
 
 
 def _round_up(value: float) -> float:
