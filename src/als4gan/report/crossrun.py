@@ -259,10 +259,11 @@ def _summary_table(
             difference = interval = wins = verdict = "–"
         else:
             difference = _points(comparison["mean_diff"])
+            low, high = _points(comparison["ci_low"]), _points(comparison["ci_high"])
             interval = (
                 "n = 1, no interval"
                 if comparison["ci_low"] is None
-                else f"{_points(comparison['ci_low'])}&nbsp;..&nbsp;{_points(comparison['ci_high'])}"
+                else f"{low}&nbsp;..&nbsp;{high}"
             )
             wins = f"{comparison['wins']}/{comparison['n']}"
             verdict = _esc(comparison["verdict"])
