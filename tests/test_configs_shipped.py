@@ -50,5 +50,5 @@ def test_paper_configs_follow_spec() -> None:
 def test_demo_experiment_is_valid(tmp_path: Path) -> None:
     config = demo_experiment(str(tmp_path), seeds=2)
     spec = parse_experiment(config, "demo.yaml", tmp_path)
-    assert len(expand_grid(spec.grid)) == 3 * 2 * 2
+    assert len(expand_grid(spec.grid)) == 3 * 2 * 2 + 2  # + one reference per seed
     _check_stage_flags(spec.select, spec.train, spec.evaluate, "synthetic")

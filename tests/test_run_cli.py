@@ -57,26 +57,36 @@ def test_run_tiny_grid_end_to_end(
 ) -> None:
     config = _write_config(tmp_path, synthetic_root)
     assert main(["run", str(config), "--dry-run"]) == 0
-    assert "4 cells" in capsys.readouterr().out
+    assert "5 cells" in capsys.readouterr().out  # 4 + the fully supervised reference
     assert main(["run", str(config)]) == 0
     out = capsys.readouterr().out
     assert "| 0.2 | s4gan | entropy | 1 |" in out
+    assert "| 1 | supervised | all labels (reference) | 1 |" in out
+    assert "| entropy vs random | 0.2 | s4gan | 1 |" in out
     exp = tmp_path / "exp"
     results = read_json(exp / "results.json")
-    assert len(results["cells"]) == 4
+    assert len(results["cells"]) == 5
     assert all(0.0 <= cell["miou"] <= 1.0 for cell in results["cells"])
     # the best validation mIoU of each training run is collected next to the test mIoU
     for cell in results["cells"]:
         status = RunDir(cell["run_dir"]).status()
         assert cell["val_miou"] == status["train"]["best_miou"]
     csv_lines = (exp / "results.csv").read_text().splitlines()
-    assert len(csv_lines) == 1 + 4
+    assert len(csv_lines) == 1 + 5
+    assert len((exp / "comparisons.csv").read_text().splitlines()) == 1 + 4
+    # the reference is trained on every training image with the same settings
+    reference = exp / "cells" / "full_r1_s0_supervised"
+    train_ids = (synthetic_root / "splits" / "train.txt").read_text().split()
+    assert sorted((reference / "train_labeled.txt").read_text().split()) == sorted(train_ids)
+    assert read_json(reference / "eval" / "test" / "metrics.json")["split"] == "test"
     # methods share one selection per strategy; each cell keeps a copy in its run folder
     assert sorted(p.name for p in (exp / "selections").iterdir()) == [
         "entropy_r0.2_s0",
         "random_r0.2_s0",
     ]
     for cell in (exp / "cells").iterdir():
+        if cell == reference:
+            continue
         assert (cell / "selection" / "labeled.txt").read_text() == (
             exp / "selections" / cell.name.rsplit("_", 1)[0] / "selection" / "labeled.txt"
         ).read_text()
@@ -91,7 +101,11 @@ def test_run_resumes_an_interrupted_cell_and_skips_finished_ones(
 ) -> None:
     spec = load_experiment(
         _write_config(
-            tmp_path, synthetic_root, strategies=["random"], methods=["supervised", "s4gan"]
+            tmp_path,
+            synthetic_root,
+            strategies=["random"],
+            methods=["supervised", "s4gan"],
+            reference=False,
         )
     )
     calls: list[list[str]] = []

@@ -459,7 +459,10 @@ def _experiment(tmp_path: Path, **sections: object) -> Path:
         ({"select": {"labeled-ratio": 0.5}}, "section 'select' sets labeled-ratio"),
         ({"select": {"labeled_ratio": 0.5}}, "section 'select' sets labeled_ratio"),
         ({"train": {"method": "supervised"}}, "section 'train' sets method"),
-        ({"grid": {"strategies": ["random"], "ratios": [0.1], "seeds": [0, 0]}}, "repeats 0"),
+        (
+            {"grid": {"strategies": ["random"], "ratios": [0.1], "seeds": [0, 0]}},
+            "lists 0 more than once",
+        ),
     ],
 )
 def test_run_checks_the_whole_config_before_the_first_stage(

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 from als4gan.errors import ConfigError
 from als4gan.io import RunDir, atomic_write_text, read_json, read_yaml, write_json, write_yaml
+from als4gan.stats import NO_INTERVAL, PairedDifference, paired_difference
 
 LOGGER = logging.getLogger(__name__)
 
@@ -33,6 +34,12 @@ SELECTIONS_DIR = "selections"
 CELLS_DIR = "cells"
 RESULTS_MD = "results.md"
 RESULTS_CSV = "results.csv"
+COMPARISONS_CSV = "comparisons.csv"
+COMPARISONS_JSON = "comparisons.json"
+#: Strategy name of the fully supervised reference cells (every training image labelled).
+REFERENCE_STRATEGY = "full"
+#: Method of the reference cells.
+REFERENCE_METHOD = "supervised"
 REPORT_HTML = "report.html"
 
 
@@ -57,12 +64,23 @@ class DatasetSpec:
 
 @dataclass
 class GridSpec:
-    """The grid of cells."""
+    """The grid of cells.
+
+    Attributes:
+        strategies: Selection strategies (``random`` is the baseline of the paired comparisons).
+        ratios: Labelled ratios.
+        seeds: Seeds (each one sets the selection's random part, initialisation, data order).
+        methods: Training methods (``supervised`` is the baseline of the method comparisons).
+        reference: Add, per seed, one supervised run on every training image (the fully
+            supervised reference, cell ``full_r1_s<seed>_supervised``), the scale each cell is
+            shown against ("share of full supervision").
+    """
 
     strategies: list[str]
     ratios: list[float]
     seeds: list[int]
     methods: list[str] = field(default_factory=lambda: list(METHODS))
+    reference: bool = True
 
 
 @dataclass
@@ -138,12 +156,24 @@ def parse_experiment(data: Mapping[str, Any], source: str, base_dir: Path) -> Ex
         prepare=dataset_data.get("prepare"),
         options=dict(dataset_data.get("options") or {}),
     )
+    grid_known = {"strategies", "ratios", "seeds", "methods", "reference"}
+    grid_unknown = sorted(set(grid_data) - grid_known)
+    if grid_unknown:
+        raise ConfigError(
+            f"{source}: unknown grid key(s) {', '.join(grid_unknown)}; "
+            f"valid: {', '.join(sorted(grid_known))}"
+        )
+    reference = grid_data.get("reference", True)
+    if not isinstance(reference, bool):
+        raise ConfigError(f"{source}: grid.reference must be true or false, got {reference!r}")
     grid = GridSpec(
         strategies=[str(s) for s in _as_list(_require(grid_data, "strategies", f"{source}: grid"))],
         ratios=[float(r) for r in _as_list(_require(grid_data, "ratios", f"{source}: grid"))],
         seeds=[int(s) for s in _as_list(grid_data.get("seeds", [0]))],
         methods=[str(m) for m in _as_list(grid_data.get("methods", list(METHODS)))],
+        reference=reference,
     )
+    check_grid(grid, source)
     bad_methods = sorted(set(grid.methods) - set(METHODS))
     if bad_methods:
         raise ConfigError(
@@ -154,6 +184,11 @@ def parse_experiment(data: Mapping[str, Any], source: str, base_dir: Path) -> Ex
             raise ConfigError(f"{source}: grid.ratios must lie in (0, 1], got {ratio}")
     if not grid.strategies or not grid.ratios or not grid.seeds or not grid.methods:
         raise ConfigError(f"{source}: every grid list must hold at least one value")
+    if REFERENCE_STRATEGY in grid.strategies:
+        raise ConfigError(
+            f"{source}: '{REFERENCE_STRATEGY}' is the name of the fully supervised reference "
+            "(grid.reference: true), not a selection strategy; remove it from grid.strategies"
+        )
     for section in ("select", "train", "evaluate"):
         value = data.get(section) or {}
         if not isinstance(value, dict):
@@ -189,7 +224,7 @@ def load_experiment(path: str | Path, data_root: str | None = None) -> Experimen
         raise ConfigError(f"{file} must hold a mapping (name, out, dataset, grid, ...)")
     spec = parse_experiment(data, str(file), Path.cwd())
     _expand_data_paths(spec, str(file), data_root)
-    check_distinct_grid_values(spec.grid, str(file))
+    check_grid(spec.grid, str(file))
     check_stage_sections(spec, str(file))
     return spec
 
@@ -266,27 +301,6 @@ def check_stage_sections(spec: ExperimentSpec, source: str) -> None:
             raise ConfigError(f"{where}: {err}") from None
 
 
-def check_distinct_grid_values(grid: GridSpec, source: str) -> None:
-    """Refuse repeated grid values: ``seeds: [0, 0]`` would count one run twice (n = 2, sd 0).
-
-    Raises:
-        ConfigError: If a grid list holds a value twice.
-    """
-    lists: tuple[tuple[str, list[Any]], ...] = (
-        ("strategies", list(grid.strategies)),
-        ("ratios", list(grid.ratios)),
-        ("seeds", list(grid.seeds)),
-        ("methods", list(grid.methods)),
-    )
-    for name, values in lists:
-        repeated = sorted({value for value in values if values.count(value) > 1}, key=str)
-        if repeated:
-            raise ConfigError(
-                f"{source}: grid.{name} repeats {', '.join(str(v) for v in repeated)}; each "
-                "value must appear once (a repeated seed would count one run twice)"
-            )
-
-
 def _expand_data_paths(spec: ExperimentSpec, source: str, data_root: str | None) -> None:
     """Expand ``${...}`` in the dataset paths; remember which ones came from ``$ALS4GAN_DATA``."""
     import os
@@ -303,6 +317,32 @@ def _expand_data_paths(spec: ExperimentSpec, source: str, data_root: str | None)
         if "${" in src:
             spec.dataset.variable_src = True
         spec.dataset.prepare["src"] = expand_variables(src, env, f"{where}.prepare.src")
+
+
+def check_grid(grid: GridSpec, source: str = "grid") -> None:
+    """Refuse a grid that lists a seed (or strategy, ratio, method) twice.
+
+    A repeated seed would train the same cell twice and count it as two independent pairs in
+    the paired comparisons.
+
+    Raises:
+        ConfigError: Naming the list and the repeated values.
+    """
+    lists: dict[str, Sequence[Any]] = {
+        "seeds": grid.seeds,
+        "strategies": grid.strategies,
+        "ratios": grid.ratios,
+        "methods": grid.methods,
+    }
+    for name, values in lists.items():
+        repeated = sorted({value for value in values if list(values).count(value) > 1}, key=str)
+        if repeated:
+            shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in repeated)
+            raise ConfigError(
+                f"{source}: grid.{name} lists {shown} more than once ({list(values)}); list "
+                "each value once (a repeated seed would run the same cell twice and count it "
+                "as two independent results)"
+            )
 
 
 # ----------------------------------------------------------------------------- cells
@@ -330,20 +370,40 @@ class Cell:
         """Folder name of this cell's run."""
         return f"{self.selection_key}_{self.method}"
 
+    @property
+    def is_reference(self) -> bool:
+        """Whether this is a fully supervised reference cell (every training image labelled)."""
+        return self.strategy == REFERENCE_STRATEGY
+
+
+def reference_cell(seed: int) -> Cell:
+    """The fully supervised reference cell of ``seed``: ``full_r1_s<seed>_supervised``."""
+    return Cell(REFERENCE_STRATEGY, 1.0, seed, REFERENCE_METHOD)
+
 
 def expand_grid(grid: GridSpec) -> list[Cell]:
     """All cells in a stable order: ratio, seed, strategy, method.
 
     Seeds come before strategies so that a grid stopped part-way holds complete
-    strategy x method comparisons for its first seeds rather than one strategy only.
+    strategy x method comparisons for its first seeds rather than one strategy only. With
+    ``grid.reference`` each seed's fully supervised reference comes just before that seed's
+    cells of the first ratio.
+
+    Raises:
+        ConfigError: If a grid list repeats a value (see :func:`check_grid`).
     """
-    return [
-        Cell(strategy, ratio, seed, method)
-        for ratio in grid.ratios
-        for seed in grid.seeds
-        for strategy in grid.strategies
-        for method in grid.methods
-    ]
+    check_grid(grid)
+    cells: list[Cell] = []
+    for index, ratio in enumerate(grid.ratios):
+        for seed in grid.seeds:
+            if grid.reference and index == 0:
+                cells.append(reference_cell(seed))
+            cells += [
+                Cell(strategy, ratio, seed, method)
+                for strategy in grid.strategies
+                for method in grid.methods
+            ]
+    return cells
 
 
 # ----------------------------------------------------------------------------- results
@@ -364,20 +424,39 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, std
 
 
+def _check_unique(results: Sequence[CellResult]) -> None:
+    seen: set[Cell] = set()
+    for result in results:
+        if result.cell in seen:
+            raise ConfigError(
+                f"cell {result.cell.name} appears twice in the results (a repeated seed?); "
+                "each (strategy, ratio, seed, method) must be measured once"
+            )
+        seen.add(result.cell)
+
+
 def summarize(results: Iterable[CellResult]) -> list[dict[str, Any]]:
     """Group results by (ratio, method, strategy): mean, std, n and gain over random.
 
     Test mIoU gives ``miou_mean``/``miou_std``; the best validation mIoU of each training run
     gives ``val_miou_mean``/``val_miou_std`` (``None`` when a run has no validation). The
     relative gain of a strategy is ``mean / mean_random - 1`` of test mIoU at the same ratio and
-    method (``None`` when there is no random row).
+    method (``None`` when there is no random row). ``share_of_full`` is the mean test mIoU as a
+    fraction of the fully supervised reference's mean (``None`` without reference cells). The
+    reference row (``strategy`` ``full``, ``reference`` true) comes first.
+
+    Raises:
+        ConfigError: If a cell appears twice (e.g. a repeated seed).
     """
+    results = list(results)
+    _check_unique(results)
     groups: dict[tuple[float, str, str], list[CellResult]] = {}
     for result in results:
         key = (result.cell.ratio, result.cell.method, result.cell.strategy)
         groups.setdefault(key, []).append(result)
     rows: list[dict[str, Any]] = []
-    for (ratio, method, strategy), members in sorted(groups.items()):
+    ordered = sorted(groups.items(), key=lambda item: (item[0][2] != REFERENCE_STRATEGY, item[0]))
+    for (ratio, method, strategy), members in ordered:
         mean, std = _mean_std([member.miou for member in members])
         val = [member.val_miou for member in members]
         val_mean, val_std = (
@@ -388,15 +467,21 @@ def summarize(results: Iterable[CellResult]) -> list[dict[str, Any]]:
                 "ratio": ratio,
                 "method": method,
                 "strategy": strategy,
+                "reference": strategy == REFERENCE_STRATEGY,
                 "n": len(members),
+                "seeds": sorted(member.cell.seed for member in members),
                 "miou_mean": mean,
                 "miou_std": std,
+                "share_of_full": None,
                 "val_miou_mean": val_mean,
                 "val_miou_std": val_std,
                 "gain_vs_random": None,
             }
         )
+    reference = next((row for row in rows if row["reference"]), None)
     for row in rows:
+        if reference is not None and reference["miou_mean"] > 0:
+            row["share_of_full"] = row["miou_mean"] / reference["miou_mean"]
         baseline = next(
             (
                 other
@@ -407,19 +492,141 @@ def summarize(results: Iterable[CellResult]) -> list[dict[str, Any]]:
             ),
             None,
         )
-        if baseline is not None and row["strategy"] != "random" and baseline["miou_mean"] > 0:
+        if (
+            baseline is not None
+            and row["strategy"] not in ("random", REFERENCE_STRATEGY)
+            and baseline["miou_mean"] > 0
+        ):
             row["gain_vs_random"] = row["miou_mean"] / baseline["miou_mean"] - 1
     return rows
+
+
+def paired_comparisons(results: Iterable[CellResult]) -> list[dict[str, Any]]:
+    """Paired per-seed differences of test mIoU against the baselines of the grid.
+
+    Two kinds of comparison, each over the seeds both sides have (the same seed gives the same
+    initialisation and data order, and for the method comparison the same labelled set):
+
+    - ``strategy``: each strategy against ``random`` at the same ratio and method;
+    - ``method``: each method against ``supervised`` with the same strategy and ratio.
+
+    Returns:
+        One mapping per comparison: ``kind``, ``ratio``, ``method``, ``strategy`` (the tested
+        side), ``baseline_method``, ``baseline_strategy``, ``n``, ``seeds``, ``mean_diff``,
+        ``sd``, ``ci_low``, ``ci_high`` (fractions of mIoU; ``None`` with one seed), ``wins``,
+        ``losses``, ``ties``, ``significant`` (``None`` with one seed), ``verdict`` and
+        ``sentence`` (the result in plain words).
+
+    Raises:
+        ConfigError: If a cell appears twice (e.g. a repeated seed).
+    """
+    results = [result for result in results if not result.cell.is_reference]
+    _check_unique(results)
+    by_group: dict[tuple[float, str, str], dict[int, float]] = {}
+    for result in results:
+        key = (result.cell.ratio, result.cell.method, result.cell.strategy)
+        by_group.setdefault(key, {})[result.cell.seed] = result.miou
+    comparisons: list[dict[str, Any]] = []
+    for (ratio, method, strategy), values in sorted(by_group.items()):
+        if strategy != "random" and (ratio, method, "random") in by_group:
+            baseline = by_group[(ratio, method, "random")]
+            if set(values) & set(baseline):
+                difference = paired_difference(values, baseline)
+                comparisons.append(
+                    _comparison_row(
+                        "strategy", ratio, method, strategy, method, "random", difference
+                    )
+                )
+    for (ratio, method, strategy), values in sorted(by_group.items()):
+        if method != "supervised" and (ratio, "supervised", strategy) in by_group:
+            baseline = by_group[(ratio, "supervised", strategy)]
+            if set(values) & set(baseline):
+                difference = paired_difference(values, baseline)
+                comparisons.append(
+                    _comparison_row(
+                        "method", ratio, method, strategy, "supervised", strategy, difference
+                    )
+                )
+    return comparisons
+
+
+def _comparison_row(
+    kind: str,
+    ratio: float,
+    method: str,
+    strategy: str,
+    baseline_method: str,
+    baseline_strategy: str,
+    difference: PairedDifference,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "kind": kind,
+        "ratio": ratio,
+        "method": method,
+        "strategy": strategy,
+        "baseline_method": baseline_method,
+        "baseline_strategy": baseline_strategy,
+        "n": difference.n,
+        "seeds": list(difference.seeds),
+        "mean_diff": difference.mean,
+        "sd": difference.sd,
+        "ci_low": difference.ci_low,
+        "ci_high": difference.ci_high,
+        "wins": difference.wins,
+        "losses": difference.losses,
+        "ties": difference.ties,
+        "significant": difference.significant,
+        "verdict": difference.verdict,
+    }
+    row["sentence"] = comparison_sentence(row)
+    return row
+
+
+def comparison_label(row: Mapping[str, Any]) -> tuple[str, str, str]:
+    """``(tested side, baseline, context)`` names of a comparison row.
+
+    ``("entropy", "random", "s4gan")`` for a strategy comparison and
+    ``("s4gan", "supervised", "entropy")`` for a method comparison.
+    """
+    if row["kind"] == "strategy":
+        return str(row["strategy"]), str(row["baseline_strategy"]), str(row["method"])
+    return str(row["method"]), str(row["baseline_method"]), str(row["strategy"])
+
+
+def comparison_sentence(row: Mapping[str, Any]) -> str:
+    """A comparison row in plain words, with test mIoU in points.
+
+    E.g. ``"entropy beat random by 3.1 points (95 % CI 0.4..5.8, 4 of 5 seeds)"``,
+    ``"entropy vs random: no significant difference (+1.0 points, 95 % CI -2.0..4.0, 3 of 5
+    seeds)"`` or ``"entropy vs random: +1.0 points on one seed (n = 1, no interval)"``.
+    """
+    tested, baseline, _ = comparison_label(row)
+    mean = float(row["mean_diff"]) * 100
+    seeds = f"{row['wins']} of {row['n']} seeds"
+    if row["significant"] is None:
+        return f"{tested} vs {baseline}: {mean:+.1f} points on one seed ({NO_INTERVAL})"
+    interval = f"95 % CI {float(row['ci_low']) * 100:.1f}..{float(row['ci_high']) * 100:.1f}"
+    if not row["significant"]:
+        return (
+            f"{tested} vs {baseline}: no significant difference "
+            f"({mean:+.1f} points, {interval}, {tested} ahead on {seeds})"
+        )
+    verb = "beat" if mean > 0 else "fell behind"
+    return f"{tested} {verb} {baseline} by {abs(mean):.1f} points ({interval}, {seeds})"
 
 
 def _fmt_gain(gain: float | None) -> str:
     return "—" if gain is None else f"{gain * 100:+.1f}%"
 
 
+def _fmt_share(share: float | None) -> str:
+    return "—" if share is None else f"{share * 100:.0f}%"
+
+
 #: Printed under a table whose cells have one seed each.
 ONE_SEED_NOTE = (
     "One seed per cell: differences of a few mIoU points between cells are within seed-to-seed "
-    "variation (run several seeds for mean ± std)."
+    "variation (run several seeds for mean ± std and confidence intervals)."
 )
 
 
@@ -432,24 +639,86 @@ def _fmt_miou(mean: float | None, std: float | None, n: int) -> str:
     return text
 
 
-def results_markdown(rows: Sequence[dict[str, Any]], title: str = "") -> str:
-    """The results table as Markdown (mIoU in %, mean ± std over seeds)."""
+def _fmt_points(value: float | None, sign: bool = True) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:+.1f}" if sign else f"{value * 100:.1f}"
+
+
+def comparisons_markdown(comparisons: Sequence[Mapping[str, Any]]) -> str:
+    """The paired comparisons as a Markdown table (differences in mIoU points)."""
+    lines = [
+        "| comparison | labelled ratio | with | seeds | difference (points) | 95 % CI "
+        "| wins | result |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for row in comparisons:
+        tested, baseline, context = comparison_label(row)
+        interval = (
+            NO_INTERVAL
+            if row["ci_low"] is None
+            else f"{_fmt_points(row['ci_low'])} .. {_fmt_points(row['ci_high'])}"
+        )
+        lines.append(
+            f"| {tested} vs {baseline} | {row['ratio']:g} | {context} | {row['n']} | "
+            f"{_fmt_points(row['mean_diff'])} | {interval} | {row['wins']}/{row['n']} | "
+            f"{row['verdict']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def results_markdown(
+    rows: Sequence[dict[str, Any]],
+    title: str = "",
+    comparisons: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
+    """The results table as Markdown (mIoU in %, mean ± std over seeds).
+
+    With ``comparisons`` (from :func:`paired_comparisons`) a second table follows: the paired
+    per-seed differences, their 95 % confidence intervals and whether they are significant.
+    """
     lines = [f"### {title}", ""] if title else []
     lines += [
-        "| labelled ratio | method | strategy | seeds | test mIoU (%) | gain vs random "
-        "| best val mIoU (%) |",
-        "|---:|---|---|---:|---:|---:|---:|",
+        "| labelled ratio | method | strategy | seeds | test mIoU (%) | share of full "
+        "| gain vs random | best val mIoU (%) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
+        strategy = "all labels (reference)" if row.get("reference") else row["strategy"]
         lines.append(
-            f"| {row['ratio']:g} | {row['method']} | {row['strategy']} | {row['n']} | "
+            f"| {row['ratio']:g} | {row['method']} | {strategy} | {row['n']} | "
             f"{_fmt_miou(row['miou_mean'], row['miou_std'], row['n'])} | "
+            f"{_fmt_share(row.get('share_of_full'))} | "
             f"{_fmt_gain(row['gain_vs_random'])} | "
             f"{_fmt_miou(row.get('val_miou_mean'), row.get('val_miou_std'), row['n'])} |"
         )
     if rows and all(row["n"] == 1 for row in rows):
         lines += ["", f"*{ONE_SEED_NOTE}*"]
+    if comparisons:
+        lines += [
+            "",
+            "Paired comparisons (test mIoU, same seeds; difference = tested - baseline):",
+            "",
+            comparisons_markdown(comparisons).rstrip("\n"),
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _csv(rows: Sequence[Mapping[str, Any]], fields: Sequence[str], measured: set[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+
+    def cell(key: str, value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, list):
+            return " ".join(str(item) for item in value)
+        return f"{value:.6f}" if key in measured else value
+
+    for row in rows:
+        writer.writerow({key: cell(key, row.get(key)) for key in fields})
+    return buffer.getvalue()
 
 
 def results_csv(rows: Sequence[dict[str, Any]]) -> str:
@@ -464,20 +733,33 @@ def results_csv(rows: Sequence[dict[str, Any]]) -> str:
         "gain_vs_random",
         "val_miou_mean",
         "val_miou_std",
+        "share_of_full",
     ]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    measured = set(fields[4:])  # fractions, written with 6 decimals
+    return _csv(rows, fields, set(fields[4:]))
 
-    def cell(key: str, value: Any) -> Any:
-        if value is None:
-            return ""
-        return f"{value:.6f}" if key in measured else value
 
-    for row in rows:
-        writer.writerow({key: cell(key, row.get(key)) for key in fields})
-    return buffer.getvalue()
+def comparisons_csv(comparisons: Sequence[Mapping[str, Any]]) -> str:
+    """The paired comparisons as CSV (differences as fractions of mIoU; seeds space-separated)."""
+    fields = [
+        "kind",
+        "ratio",
+        "method",
+        "strategy",
+        "baseline_method",
+        "baseline_strategy",
+        "n",
+        "seeds",
+        "mean_diff",
+        "sd",
+        "ci_low",
+        "ci_high",
+        "wins",
+        "losses",
+        "ties",
+        "significant",
+        "verdict",
+    ]
+    return _csv(comparisons, fields, {"mean_diff", "sd", "ci_low", "ci_high"})
 
 
 def is_finite(value: Any) -> bool:
@@ -615,16 +897,24 @@ class ExperimentRunner:
         )
         return run_dir
 
-    def train(self, cell: Cell, selection: Path) -> Path:
-        """Train ``cell`` on its selection, resuming an interrupted run."""
+    def train(self, cell: Cell, selection: Path | None) -> Path:
+        """Train ``cell`` on its selection, resuming an interrupted run.
+
+        ``selection`` is ``None`` for a reference cell, which is trained on every training
+        image (``--labeled-ratio 1``) with the same training settings as the other cells.
+        """
         run_dir = self.cell_dir(cell)
         state = RunDir(run_dir)
         if state.is_done("train") and not self.force:
             return run_dir
-        # keep a copy of the selection inside the cell so the run folder is self-describing
-        target = run_dir / "selection"
-        if not target.is_dir() or self.force:
-            shutil.copytree(selection / "selection", target, dirs_exist_ok=True)
+        if selection is None:
+            labelled = ["--labeled-ratio", "1"]
+        else:
+            # keep a copy of the selection inside the cell so the run folder is self-describing
+            target = run_dir / "selection"
+            if not target.is_dir() or self.force:
+                shutil.copytree(selection / "selection", target, dirs_exist_ok=True)
+            labelled = ["--selection", str(target)]
         resume = (run_dir / "checkpoints" / "latest.pt").is_file() and not self.force
         self._call(
             [
@@ -632,8 +922,7 @@ class ExperimentRunner:
                 *self._dataset_flags(),
                 "--method",
                 cell.method,
-                "--selection",
-                str(target),
+                *labelled,
                 "--seed",
                 str(cell.seed),
                 "--out",
@@ -732,22 +1021,22 @@ class ExperimentRunner:
         """Run every cell, then write the results table and the report.
 
         Returns:
-            ``{"rows": summary rows, "results_md": path, "results_csv": path, "report": path}``.
+            ``{"rows": summary rows, "comparisons": paired comparisons, "markdown": text,
+            "results_md": path, "results_csv": path, "report": path}``.
         """
         started = time.monotonic()
-        check_distinct_grid_values(self.spec.grid, self.spec.name)  # before any stage runs
         check_stage_sections(self.spec, self.spec.name)
+        cells = expand_grid(self.spec.grid)  # refuses repeated seeds before anything runs
         self.out.mkdir(parents=True, exist_ok=True)
         if not self.force:
             self._check_same_settings()
         self.prepare()  # first: a missing dataset must not leave an experiment.yaml behind
         write_yaml(self.out / "experiment.yaml", _spec_to_dict(self.spec))
-        cells = expand_grid(self.spec.grid)
         results: list[CellResult] = []
         for index, cell in enumerate(cells):
             if progress_callback is not None:
                 progress_callback(index, len(cells), cell)
-            selection = self.select(cell)
+            selection = None if cell.is_reference else self.select(cell)
             run_dir = self.train(cell, selection)
             metrics = self.evaluate(run_dir)
             self.tidy(run_dir)
@@ -764,14 +1053,18 @@ class ExperimentRunner:
                 )
             )
         rows = summarize(results)
+        comparisons = paired_comparisons(results)
         title = f"{self.spec.name}: test mIoU"
-        markdown = results_markdown(rows, title)
+        markdown = results_markdown(rows, title, comparisons)
         atomic_write_text(self.out / RESULTS_MD, markdown)
         atomic_write_text(self.out / RESULTS_CSV, results_csv(rows))
+        atomic_write_text(self.out / COMPARISONS_CSV, comparisons_csv(comparisons))
+        write_json(self.out / COMPARISONS_JSON, {"comparisons": comparisons})
         write_json(
             self.out / "results.json",
             {
                 "rows": rows,
+                "comparisons": comparisons,
                 "cells": [
                     {
                         **result.cell.__dict__,
@@ -798,6 +1091,7 @@ class ExperimentRunner:
             )
         return {
             "rows": rows,
+            "comparisons": comparisons,
             "markdown": markdown,
             "results_md": self.out / RESULTS_MD,
             "results_csv": self.out / RESULTS_CSV,
@@ -839,6 +1133,7 @@ def _spec_to_dict(spec: ExperimentSpec) -> dict[str, Any]:
             "ratios": spec.grid.ratios,
             "seeds": spec.grid.seeds,
             "methods": spec.grid.methods,
+            "reference": spec.grid.reference,
         },
         "select": spec.select,
         "train": spec.train,
@@ -852,8 +1147,13 @@ __all__ = [
     "CellResult",
     "ExperimentRunner",
     "ExperimentSpec",
+    "comparison_sentence",
+    "comparisons_csv",
+    "comparisons_markdown",
     "expand_grid",
     "load_experiment",
+    "paired_comparisons",
+    "reference_cell",
     "results_csv",
     "results_markdown",
     "summarize",

@@ -14,6 +14,18 @@ from als4gan.data.base import SegmentationDataset
 from als4gan.errors import DataError, DatasetNotFoundError
 from als4gan.io import atomic_write_bytes
 
+#: Font size of the sheet's captions in pixels: legible when the sheet is shown slightly
+#: downscaled in the report (11 px or more on screen).
+CAPTION_PX = 14
+
+
+def _caption_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in font at :data:`CAPTION_PX` (its fixed small bitmap on Pillow < 10.1)."""
+    try:
+        return ImageFont.load_default(size=CAPTION_PX)
+    except TypeError:  # Pillow < 10.1 has no sized default font
+        return ImageFont.load_default()
+
 
 def class_histogram(dataset: SegmentationDataset, ids: Sequence[str]) -> dict[str, Any]:
     """Image-label counts and pixel counts per class of ``ids`` (masks read one at a time).
@@ -125,9 +137,9 @@ def write_contact_sheet(
         The number of images shown.
     """
     shown = list(ids)[: max(0, max_images)]
-    font = ImageFont.load_default()
-    caption = 12
-    header = 34
+    font = _caption_font()
+    caption = CAPTION_PX + 6
+    header = 2 * CAPTION_PX + 16
     cell_w, cell_h = 2 * thumb + 6, thumb + caption + 6
     columns = max(1, min(columns, len(shown) or 1))
     rows = max(1, -(-len(shown) // columns))
@@ -142,12 +154,12 @@ def write_contact_sheet(
             x, line = 6, line + 1
         legend_items.append((x, line, name, color))
         x += item_width
-    legend = 18 * (line + 1) + 4
+    legend = (CAPTION_PX + 8) * (line + 1) + 4
     sheet = Image.new("RGB", (width, header + rows * cell_h + legend + 8), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     note = f"{len(ids)} images" + (f", first {len(shown)} shown" if len(shown) < len(ids) else "")
     draw.text((6, 4), title, fill=(0, 0, 0), font=font)
-    draw.text((6, 18), note, fill=(60, 60, 60), font=font)
+    draw.text((6, CAPTION_PX + 8), note, fill=(60, 60, 60), font=font)
     for index, sample_id in enumerate(shown):
         x = 4 + (index % columns) * cell_w
         y = header + (index // columns) * cell_h
@@ -168,10 +180,12 @@ def write_contact_sheet(
         except (DataError, DatasetNotFoundError, FileNotFoundError):
             draw.text((x + thumb + 8, y + thumb // 2), "no mask", fill=(120, 0, 0), font=font)
         label = f"r{rounds[index]} {sample_id}"
-        draw.text((x, y + thumb + 1), label[:34], fill=(0, 0, 0), font=font)
+        while len(label) > 4 and draw.textlength(label, font=font) > cell_w - 6:
+            label = label[:-2] + "…"
+        draw.text((x, y + thumb + 1), label, fill=(0, 0, 0), font=font)
     top = header + rows * cell_h + 4
     for x, line, name, color in legend_items:
-        y = top + 18 * line
+        y = top + (CAPTION_PX + 8) * line
         draw.rectangle((x, y, x + 12, y + 12), fill=tuple(color), outline=(0, 0, 0))
         draw.text((x + 16, y), name, fill=(0, 0, 0), font=font)
     buffer = io.BytesIO()

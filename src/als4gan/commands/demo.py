@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     print(
         f"ALS4GAN demo: {len(cells)} runs (strategies {', '.join(DEMO_GRID['strategies'])} x "
-        f"methods s4gan, supervised; {DEMO_GRID['ratios'][0]:.0%} labelled) -> {out}",
+        f"methods s4gan, supervised; {DEMO_GRID['ratios'][0]:.0%} labelled; plus a fully "
+        f"supervised reference per seed) -> {out}",
         flush=True,
     )
 

@@ -7,10 +7,13 @@ from pathlib import Path
 
 HELP = "build one self-contained HTML report from one or more run folders"
 DESCRIPTION = """\
-Build one HTML page (every image embedded, no external files) from run folders: training loss
-and validation-mIoU curves, per-class IoU, confusion matrix, the images chosen for labelling,
-predictions of the best checkpoint on validation images, the resolved configuration, and a
-comparison table across runs (mean and spread over runs that differ only by seed). Parts a run
+Build one HTML page (every image embedded, no external files) from run folders. It opens
+with the comparison across runs: "did active learning help?" (each strategy against random
+and each method against supervised, paired by seed: mean difference, 95% confidence
+interval, wins, in plain words), per-class IoU across runs, the classes of the chosen images
+against the pool's, and the same validation images predicted by each run. Then, per run:
+training loss and validation-mIoU curves, per-class IoU, confusion matrix, the images chosen
+for labelling, predictions of the best checkpoint, the resolved configuration. Parts a run
 lacks (no evaluation yet, no selection for a random-subset run...) are named in the page.
 
 examples:

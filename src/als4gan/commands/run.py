@@ -9,9 +9,14 @@ DESCRIPTION = """\
 Run prepare (when needed) -> select -> train -> evaluate -> report for a grid of
 strategies x labelled ratios x seeds x methods, each cell in its own run folder.
 Cells already finished are skipped and an interrupted one resumes, so the same command
-can simply be run again after a crash. Ends with a results table (Markdown and CSV: mean
-and standard deviation of test mIoU per cell, relative gain of each strategy over random
-at the same ratio and method) and a comparison report (HTML).
+can simply be run again after a crash. With grid.reference (default true) each seed also
+gets one supervised run on every training image, the fully supervised reference. Ends
+with a results table (Markdown and CSV: mean and standard deviation of test mIoU per
+cell, its share of the fully supervised reference, relative gain over random), the paired
+comparisons (each strategy against random at the same ratio and method, each method
+against supervised on the same labelled sets: mean per-seed difference, 95% confidence
+interval, wins, significant or not; also in comparisons.csv and comparisons.json) and a
+comparison report (HTML). A seed listed twice is refused.
 
 Config (YAML):
   name: deepglobe_mini
@@ -21,7 +26,7 @@ Config (YAML):
     root: data/deepglobe_512         # prepared root
     prepare: {kind: deepglobe, src: "${ALS4GAN_DATA:-data}/deepglobe_512", tile_size: 0}
   grid: {strategies: [random, entropy], ratios: [0.05], seeds: [0, 1, 2],
-         methods: [s4gan, supervised]}
+         methods: [s4gan, supervised], reference: true}
   select: {model: resnet18, epochs: 5}          # any 'als4gan select' option
   train: {backbone: resnet18, iterations: 400}  # any 'als4gan train' option
   evaluate: {split: test}                       # any 'als4gan evaluate' option

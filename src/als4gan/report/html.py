@@ -724,20 +724,14 @@ def comparison_section(runs: Sequence[RunInfo]) -> str:
 
 
 def overview_stats(runs: Sequence[RunInfo]) -> str:
-    """Headline numbers."""
+    """Headline numbers: what was run (no single-run winner: see the comparison above)."""
     datasets = sorted({str(run.config.get("dataset", "?")) for run in runs})
-    split = featured_split(runs)
-    scored = [(value, run) for run in runs if (value := run_value(run, split)) is not None]
-    best_html, best_label = "–", f"best {metric_label(split)}"
-    if scored:
-        value, run = max(scored, key=lambda item: item[0])
-        best_html = f"{pct(value, 2)} %"
-        best_label = f"best {metric_label(split)} · {run.name}"
+    seeds = sorted({run.seed for run in runs if isinstance(run.seed, int)})
     evaluated = sum(1 for run in runs if run.evals)
     stats = [
         (str(len(runs)), "runs"),
         (", ".join(datasets), "dataset"),
-        (best_html, best_label),
+        (", ".join(map(str, seeds)) or "–", "seeds"),
         (f"{evaluated}/{len(runs)}", "runs evaluated"),
     ]
     cells = "".join(
@@ -746,6 +740,26 @@ def overview_stats(runs: Sequence[RunInfo]) -> str:
         for value, label in stats
     )
     return f'<div class="stats">{cells}</div>'
+
+
+def cross_run_sections(runs: Sequence[RunInfo], options: ReportOptions) -> list[str]:
+    """The sections that compare runs (see :mod:`als4gan.report.crossrun`), first in the page."""
+    from als4gan.report import crossrun
+
+    pool = crossrun.pool_class_share(runs)
+    renderers: dict[str, Callable[[], str]] = {
+        "answer": lambda: crossrun.answer_section(runs),
+        "per-class-across": lambda: crossrun.per_class_section(runs, pool),
+        "class-histograms": lambda: crossrun.class_histogram_section(runs, pool),
+        "side-by-side": lambda: crossrun.side_by_side_section(
+            runs, options.examples, options.device
+        ),
+    }
+    return [
+        f'<section class="card" id="{key}" data-section="{key}"><h2>{esc(heading)}</h2>'
+        f"{_guard(renderers[key], heading.lower())}</section>"
+        for key, heading in crossrun.CROSS_SECTIONS
+    ]
 
 
 # --------------------------------------------------------------------------- page
@@ -757,7 +771,8 @@ def render_report(runs: Sequence[RunInfo], options: ReportOptions) -> str:
         resources.files("als4gan.report").joinpath("template.html").read_text(encoding="utf-8")
     )
     style = resources.files("als4gan.report").joinpath("style.css").read_text(encoding="utf-8")
-    sections = [
+    sections = cross_run_sections(runs, options)
+    sections += [
         '<section class="card" id="overview" data-section="overview">'
         "<h2>Overview</h2>"
         '<p class="sub">Featured scores come from <code>eval/test</code> when a run has one, '
@@ -765,7 +780,7 @@ def render_report(runs: Sequence[RunInfo], options: ReportOptions) -> str:
         + overview_stats(runs)
         + "</section>",
         '<section class="card" id="comparison" data-section="comparison">'
-        "<h2>Comparison</h2>"
+        "<h2>All runs</h2>"
         '<p class="sub">Every run side by side.</p>'
         + _guard(lambda: comparison_section(runs), "comparison")
         + "</section>",
@@ -773,7 +788,10 @@ def render_report(runs: Sequence[RunInfo], options: ReportOptions) -> str:
     with progress(runs, desc="report", unit="run") as bar:
         for run in bar:
             sections.append(run_section(run, options))
-    nav = ['<a href="#overview">overview</a>', '<a href="#comparison">comparison</a>']
+    from als4gan.report.crossrun import CROSS_SECTIONS
+
+    nav = [f'<a href="#{key}">{esc(heading.lower())}</a>' for key, heading in CROSS_SECTIONS]
+    nav += ['<a href="#overview">overview</a>', '<a href="#comparison">all runs</a>']
     nav += [f'<a href="#run-{slug(run.name)}">{esc(run.name)}</a>' for run in runs]
     created = utc_now()
     return template.substitute(

@@ -161,10 +161,12 @@ def curves_png(
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel + (" (%)" if percent else ""))
+    # legends sit outside the axes so that they never cover a curve
     if many:
-        fig.legend(fontsize=7, frameon=False, loc="outside right upper", ncols=columns)
+        fig.legend(fontsize=9, frameon=False, loc="outside right upper", ncols=columns)
     elif len(series) > 1:
-        ax.legend(fontsize=8, frameon=False, loc="best")
+        fig.set_figheight(fig.get_figheight() + 0.25 * math.ceil(len(series) / 3))
+        fig.legend(fontsize=9, frameon=False, loc="outside lower center", ncols=3)
     return figure_png(fig)
 
 
@@ -184,7 +186,7 @@ def loss_curves_png(steps: Sequence[float], losses: Mapping[str, Sequence[float]
         ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
         ax.plot(steps, smooth(values, window), color=colour, linewidth=1.8)
         ax.set_title(LOSS_LABELS.get(key, key), fontsize=10)
-        ax.set_xlabel("iteration", fontsize=8)
+        ax.set_xlabel("iteration", fontsize=10)
     for ax in axes[len(keys) :]:
         ax.set_visible(False)
     return figure_png(fig)
@@ -270,7 +272,7 @@ def per_class_bars_png(
                 offset,
                 text,
                 va="center",
-                fontsize=8 if count <= 2 else 7,
+                fontsize=9 if count <= 2 else 8,
                 color="#374151",
             )
     ax.set_yticks(positions, labels=list(class_names), fontsize=9)
@@ -278,8 +280,9 @@ def per_class_bars_png(
     ax.set_xlim(0, 108)
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=11)
-    if count > 1:
-        ax.legend(fontsize=8, frameon=False, loc="lower right")
+    if count > 1:  # below the axes: never over a bar
+        fig.set_figheight(fig.get_figheight() + 0.25 * math.ceil(count / 3))
+        fig.legend(fontsize=9, frameon=False, loc="outside lower center", ncols=3)
     return figure_png(fig)
 
 
@@ -319,9 +322,9 @@ def group_bars_png(
             f"{value:.1f}" + (f" ±{error:.1f}" if count > 1 else "") + f"\nn={count}",
             ha="center",
             va="bottom",
-            fontsize=8,
+            fontsize=9,
         )
-    ax.set_xticks(positions, labels=list(labels), rotation=20, ha="right", fontsize=8)
+    ax.set_xticks(positions, labels=list(labels), rotation=20, ha="right", fontsize=9)
     ax.set_ylabel(ylabel + " (%)")
     ax.set_ylim(0, min(115.0, max(10.0, float(np.nanmax(values + errors)) * 1.25 + 5)))
     ax.set_title(title, fontsize=11)

@@ -99,6 +99,8 @@ class RunInfo:
         if self.selection_ids is not None:
             return f"selection ({len(self.selection_ids)} images)"
         ratio = self.config.get("labeled_ratio")
+        if ratio is not None and float(ratio) >= 1:
+            return "all training images"
         if ratio is not None:
             return f"random {100 * float(ratio):g}%"
         if self.config.get("selection"):
