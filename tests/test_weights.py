@@ -221,6 +221,12 @@ def test_batchnorm_freezing_follows_what_loaded() -> None:
     full = PretrainedLoad("imagenet", "resnet18", "f", "0" * 64, loaded=100, expected=100)
     assert batchnorm_frozen(config, full)
     assert not batchnorm_frozen(TrainConfig(pretrained="imagenet", freeze_bn="off"), full)
+    # MobileNetV2 trains its BatchNorm under auto (frozen, it fine-tuned unstably)
+    mobile = PretrainedLoad("imagenet", "mobilenet_v2", "f", "0" * 64, loaded=255, expected=255)
+    assert not batchnorm_frozen(TrainConfig(backbone="mobilenet_v2", pretrained="imagenet"), mobile)
+    assert batchnorm_frozen(
+        TrainConfig(backbone="mobilenet_v2", pretrained="imagenet", freeze_bn="on"), mobile
+    )
 
 
 def test_url_download_is_verified_and_atomic(
@@ -317,7 +323,7 @@ def test_train_mobilenet_with_imagenet_weights(
         "train", "--root", str(synthetic_root), "--out", str(run), "--backbone", "mobilenet_v2",
         "--pretrained", "imagenet", "--output-stride", "16", "--crop-size", "48",
         "--batch-size", "2", "--num-workers", "0", "--labeled-ratio", "0.1",
-        "--iterations", "1", "--val-every", "0", "--method", "supervised",
+        "--iterations", "1", "--val-every", "0", "--method", "supervised", "--freeze-bn", "on",
     ]  # fmt: skip
     assert main(args) == 0
     assert "loaded 255/255 backbone tensors" in caplog.text
