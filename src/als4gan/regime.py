@@ -113,11 +113,13 @@ def aspp_warning(model: nn.Module, crop_size: int, output_stride: int) -> str | 
     if not blind:
         return None
     needed = output_stride * (max(rates) + 1)
+    several = len(blind) > 1
     return (
-        f"warning: ASPP dilation rate{'s' if len(blind) > 1 else ''} "
-        f"{', '.join(map(str, blind))} reach past the {feature}x{feature} training feature map "
-        f"(--crop-size {crop_size} / output stride {output_stride}): those branches only ever "
-        f"see their centre tap in training. Use --crop-size {needed} or more, smaller "
+        f"warning: ASPP dilation rate{'s' if several else ''} {', '.join(map(str, blind))} "
+        f"{'reach' if several else 'reaches'} past the {feature}x{feature} training feature map "
+        f"(--crop-size {crop_size} / output stride {output_stride}): "
+        f"{'those branches only ever see their' if several else 'that branch only ever sees its'}"
+        " centre tap in training. Use --crop-size {needed} or more, smaller "
         "--aspp-rates, or --output-stride 8 with a crop that covers the rates (see "
         "docs/training.md)."
     )
