@@ -119,7 +119,7 @@ def aspp_warning(model: nn.Module, crop_size: int, output_stride: int) -> str | 
         f"{'reach' if several else 'reaches'} past the {feature}x{feature} training feature map "
         f"(--crop-size {crop_size} / output stride {output_stride}): "
         f"{'those branches only ever see their' if several else 'that branch only ever sees its'}"
-        " centre tap in training. Use --crop-size {needed} or more, smaller "
+        f" centre tap in training. Use --crop-size {needed} or more, smaller "
         "--aspp-rates, or --output-stride 8 with a crop that covers the rates (see "
         "docs/training.md)."
     )
