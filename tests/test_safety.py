@@ -484,9 +484,12 @@ def test_run_checks_the_whole_config_before_the_first_stage(
     # the runner itself checks too (a spec built in code)
     import yaml
 
-    spec = experiment.parse_experiment(yaml.safe_load(config.read_text()), "x", tmp_path)
-    with pytest.raises(experiment.ConfigError):
+    def parse_and_run() -> None:
+        spec = experiment.parse_experiment(yaml.safe_load(config.read_text()), "x", tmp_path)
         experiment.ExperimentRunner(spec, run_command=lambda argv: 0).run()
+
+    with pytest.raises(experiment.ConfigError):
+        parse_and_run()  # repeated grid values are refused while parsing, the rest by run()
 
 
 def test_valid_sections_pass_the_check(tmp_path: Path) -> None:
