@@ -23,7 +23,7 @@ One micro-step, as published (Yang et al., CVPR 2023; the numbers are in docs/me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +103,11 @@ class UniMatchPasses(nn.Module):
 
     def __init__(self, network: nn.Module, dropout: float = 0.5) -> None:
         super().__init__()
+        if not all(callable(getattr(network, name, None)) for name in ("encode", "decode")):
+            raise ConfigError(
+                f"{type(network).__name__} has no encode/decode pair, which UniMatch's feature "
+                "perturbation needs; use --arch deeplabv2 or deeplabv3plus"
+            )
         self.network = network
         self.perturb = nn.Dropout2d(dropout)
 
@@ -111,11 +116,15 @@ class UniMatchPasses(nn.Module):
     ) -> tuple[torch.Tensor, ...]:
         """``(G(x_l), G(x_w), G_fp(x_w), G(x_s1), G(x_s2))``."""
         size: Sequence[int] = x_l.shape[-2:]
-        features = self.network.encode(torch.cat([x_l, x_w]))
+        encode: Callable[[torch.Tensor], dict[str, torch.Tensor]]
+        encode = self.network.encode  # type: ignore[assignment]
+        decode: Callable[[dict[str, torch.Tensor], Sequence[int]], torch.Tensor]
+        decode = self.network.decode  # type: ignore[assignment]
+        features = encode(torch.cat([x_l, x_w]))
         doubled = {
             name: torch.cat([value, self.perturb(value)]) for name, value in features.items()
         }
-        clean, perturbed = self.network.decode(doubled, size).chunk(2)
+        clean, perturbed = decode(doubled, size).chunk(2)
         strong_1, strong_2 = self.network(torch.cat([x_s1, x_s2])).chunk(2)
         count = len(x_l)
         return clean[:count], clean[count:], perturbed[count:], strong_1, strong_2
@@ -240,7 +249,12 @@ class UniMatch(Method):
                     )
                 loss_fp = confident_cross_entropy(logits_fp, label_w, conf_w, valid_w, threshold)
                 loss = combined_loss(
-                    loss_x, *strong_losses, loss_fp, config.fp_weight, config.unsup_weight
+                    loss_x,
+                    strong_losses[0],
+                    strong_losses[1],
+                    loss_fp,
+                    config.fp_weight,
+                    config.unsup_weight,
                 )
             backward(loss * scale)
 
