@@ -237,7 +237,9 @@ def test_unimatch_logs_its_losses_and_resumes_exactly(synthetic_root: Path, tmp_
 
     interrupted = tmp_path / "interrupted"
     stop = ["--stop-after", "1"]
-    assert main(["train", "--root", str(synthetic_root), "--out", str(interrupted), *args, *stop])
+    run = ["train", "--root", str(synthetic_root), "--out", str(interrupted), *args, *stop]
+    assert main(run) == 0
+    assert [r["step"] for r in _records(interrupted)] == [1]
     assert main(["train", "--out", str(interrupted), "--resume"]) == 0
     assert _records(interrupted) == records
 
@@ -252,6 +254,7 @@ def test_unimatch_in_a_tiny_run_grid(synthetic_root: Path, tmp_path: Path) -> No
             "ratios": [0.2],
             "seeds": [0],
             "methods": ["supervised", "unimatch"],
+            "reference": False,
         },
         "select": {"model": "resnet18", "image_size": 48, "epochs": 1, "num_workers": 0},
         "train": {
@@ -274,4 +277,12 @@ def test_unimatch_in_a_tiny_run_grid(synthetic_root: Path, tmp_path: Path) -> No
     assert methods == ["supervised", "unimatch"]
     run = tmp_path / "exp" / "cells" / "random_r0.2_s0_unimatch"
     assert yaml.safe_load((run / "config.yaml").read_text())["method"] == "unimatch"
-    assert "UniMatch: feature perturbation" in (tmp_path / "exp" / "report.html").read_text()
+    assert "random_r0.2_s0_unimatch" in (tmp_path / "exp" / "report.html").read_text()
+    # the run report plots UniMatch's losses and pseudo-label shares
+    from als4gan.report import html, plots
+    from als4gan.report.runs import load_run
+
+    info = load_run(run)
+    keys = {"loss_u_s1", "loss_u_s2", "loss_u_fp", "pseudo_coverage", "pseudo_accuracy_all"}
+    assert keys <= set(plots.LOSS_LABELS) and all(keys <= set(r) for r in info.train)
+    assert "training losses" in html.section_curves(info)
