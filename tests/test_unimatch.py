@@ -286,3 +286,17 @@ def test_unimatch_in_a_tiny_run_grid(synthetic_root: Path, tmp_path: Path) -> No
     keys = {"loss_u_s1", "loss_u_s2", "loss_u_fp", "pseudo_coverage", "pseudo_accuracy_all"}
     assert keys <= set(plots.LOSS_LABELS) and all(keys <= set(r) for r in info.train)
     assert "training losses" in html.section_curves(info)
+
+
+def test_demo_methods_option_adds_unimatch(tmp_path: Path) -> None:
+    from als4gan.cli import build_parser
+    from als4gan.commands.demo import demo_experiment
+    from als4gan.experiment import expand_grid, parse_experiment
+
+    args = build_parser().parse_args(["demo", "--methods", "supervised", "unimatch"])
+    assert args.methods == ["supervised", "unimatch"]
+    config = demo_experiment(str(tmp_path), 1, "none", args.methods)
+    spec = parse_experiment(config, "demo.yaml", tmp_path)
+    assert spec.grid.methods == ["supervised", "unimatch"]
+    assert len(expand_grid(spec.grid)) == 3 * 2 + 1
+    assert demo_experiment(str(tmp_path))["grid"]["methods"] == ["s4gan", "supervised"]
