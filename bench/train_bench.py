@@ -84,8 +84,8 @@ def make_trainer(
 def passes_only(trainer: Trainer) -> Callable[[], None]:
     """The s4GAN step's forward and backward passes on fixed in-memory inputs.
 
-    The same computation as ``Trainer._s4gan_micro_step`` without data loading, optimiser
-    steps, schedules or statistics.
+    The same computation as ``S4GAN.micro_step`` (train/methods/s4gan.py) without data loading,
+    optimiser steps, schedules or statistics.
     """
     generator, discriminator = trainer.generator, trainer.discriminator
     assert discriminator is not None

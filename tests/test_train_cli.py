@@ -220,7 +220,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import als4gan.train.trainer as trainer_module
+    import als4gan.train.methods.s4gan as trainer_module  # where s4GAN's step takes L_ce
 
     real = trainer_module.cross_entropy
     calls = {"n": 0}

@@ -75,3 +75,16 @@ def test_two_processes_compute_what_accumulation_computes(
     losses_ddp = [r["loss_ce"] for r in read_jsonl(ddp / "metrics.jsonl")]
     losses_single = [r["loss_ce"] for r in read_jsonl(single / "metrics.jsonl")]
     assert losses_ddp == pytest.approx(losses_single, rel=1e-5)
+
+
+def test_two_process_unimatch_run(synthetic_root: Path, tmp_path: Path) -> None:
+    # UniMatch's passes are one module call under DDP; its statistics are summed over processes.
+    run = tmp_path / "ddp_unimatch"
+    extra = ["--method", "unimatch", "--val-every", "0", "--threshold-u", "0.3"]
+    result = torchrun("train", "--root", str(synthetic_root), "--out", str(run), *COMMON, *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = read_jsonl(run / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(0 <= r["pseudo_coverage"] <= 1 and r["loss_u_fp"] >= 0 for r in records)
+    checkpoint = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert set(checkpoint["trainer"]["streams"]) == {"labelled", "unlabelled", "unlabelled_mix"}

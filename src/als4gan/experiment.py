@@ -29,7 +29,10 @@ from als4gan.stats import NO_INTERVAL, PairedDifference, paired_difference
 
 LOGGER = logging.getLogger(__name__)
 
-METHODS = ("s4gan", "supervised")
+#: Methods a grid may list (every ``--method`` of 'als4gan train').
+METHODS = ("s4gan", "supervised", "unimatch")
+#: Methods of a grid that lists none (the paper's comparison).
+DEFAULT_METHODS = ("s4gan", "supervised")
 SELECTIONS_DIR = "selections"
 CELLS_DIR = "cells"
 RESULTS_MD = "results.md"
@@ -79,7 +82,7 @@ class GridSpec:
     strategies: list[str]
     ratios: list[float]
     seeds: list[int]
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     reference: bool = True
 
 
@@ -170,7 +173,7 @@ def parse_experiment(data: Mapping[str, Any], source: str, base_dir: Path) -> Ex
         strategies=[str(s) for s in _as_list(_require(grid_data, "strategies", f"{source}: grid"))],
         ratios=[float(r) for r in _as_list(_require(grid_data, "ratios", f"{source}: grid"))],
         seeds=[int(s) for s in _as_list(grid_data.get("seeds", [0]))],
-        methods=[str(m) for m in _as_list(grid_data.get("methods", list(METHODS)))],
+        methods=[str(m) for m in _as_list(grid_data.get("methods", list(DEFAULT_METHODS)))],
         reference=reference,
     )
     check_grid(grid, source)

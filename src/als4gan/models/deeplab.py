@@ -76,9 +76,21 @@ class DeepLabV2(nn.Module):
         self.num_classes = num_classes
         self.multi_scale = multi_scale
 
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encoder features ``{"out": ...}`` of images (B, C, H, W) in [0, 1] (one scale).
+
+        With :meth:`decode`, the two halves of a single-scale forward pass: a method can
+        change the features in between (UniMatch's feature perturbation, docs/training.md).
+        """
+        return {"out": self.backbone.forward_features(self.normalize(x))["out"]}
+
+    def decode(self, features: dict[str, torch.Tensor], size: Sequence[int]) -> torch.Tensor:
+        """Class logits at ``size`` (H, W) from :meth:`encode`'s features."""
+        logits = self.classifier(features["out"])
+        return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+
     def _single_scale(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.backbone.forward_features(self.normalize(x))["out"]
-        return self.classifier(features)  # type: ignore[no-any-return]
+        return self.classifier(self.encode(x)["out"])  # type: ignore[no-any-return]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits of shape (B, num_classes, H, W) for images (B, C, H, W) in [0, 1]."""

@@ -120,14 +120,25 @@ class DeepLabV3Plus(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits of shape (B, num_classes, H, W) for images (B, C, H, W) in [0, 1]."""
-        size = x.shape[-2:]
+        return self.decode(self.encode(x), x.shape[-2:])
+
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encoder features ``{"low": stride-4, "out": last}`` of images in [0, 1].
+
+        With :meth:`decode`, the two halves of :meth:`forward`: a method can change the features
+        in between (UniMatch's feature perturbation, docs/training.md).
+        """
         features = self.backbone.forward_features(self.normalize(x))
+        return {"low": features["low"], "out": features["out"]}
+
+    def decode(self, features: dict[str, torch.Tensor], size: Sequence[int]) -> torch.Tensor:
+        """Class logits at ``size`` (H, W) from :meth:`encode`'s features."""
         low = self.reduce(features["low"])
         high = F.interpolate(
             self.aspp(features["out"]), size=low.shape[-2:], mode="bilinear", align_corners=False
         )
         logits = self.classifier(self.decoder(torch.cat([high, low], dim=1)))
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
 
     def head_modules(self) -> list[nn.Module]:
         """Modules that are not part of the (possibly pretrained) backbone."""

@@ -26,13 +26,20 @@ PALETTE = (
 )
 #: Line styles that tell apart series sharing a palette colour.
 LINESTYLES = ("-", "--", ":", "-.")
-#: Human names of the training loss keys of ``metrics.jsonl``.
+#: Human names of the training loss keys of ``metrics.jsonl`` (and UniMatch's pseudo-label shares).
 LOSS_LABELS = {
     "loss_ce": "cross-entropy (labelled)",
     "loss_fm": "feature matching",
     "loss_st": "self-training",
     "loss_d": "discriminator",
     "accept_rate": "D accept rate (self-training)",
+    "loss_u_s1": "UniMatch: strong view 1",
+    "loss_u_s2": "UniMatch: strong view 2",
+    "loss_u_fp": "UniMatch: feature perturbation",
+    "loss_total": "UniMatch: combined loss",
+    "pseudo_coverage": "pseudo-label coverage (>= threshold)",
+    "pseudo_accuracy": "pseudo-label accuracy (confident, diagnostic)",
+    "pseudo_accuracy_all": "pseudo-label accuracy (all, diagnostic)",
 }
 
 #: Human names of the discriminator keys of ``metrics.jsonl`` (s4GAN runs), in plot order.

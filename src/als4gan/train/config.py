@@ -18,7 +18,7 @@ from fractions import Fraction
 from als4gan.config import option
 from als4gan.errors import ConfigError
 
-METHODS = ("s4gan", "supervised")
+METHODS = ("s4gan", "supervised", "unimatch")
 ARCHITECTURES = ("deeplabv2", "deeplabv3plus")
 BACKBONE_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2")
 
@@ -57,6 +57,21 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "threshold_st",
         "lambda_fm",
         "lambda_st",
+    ),
+    "UniMatch (--method unimatch)": (
+        "threshold_u",
+        "fp_dropout",
+        "fp_weight",
+        "unsup_weight",
+        "cutmix_prob",
+        "cutmix_area",
+        "cutmix_ratio",
+        "jitter",
+        "jitter_prob",
+        "grayscale_prob",
+        "blur_prob",
+        "blur_sigma",
+        "pseudo_label_check",
     ),
     "validation, checkpoints and logging": (
         "val_split",
@@ -103,7 +118,8 @@ class TrainConfig:
     # labelled set
     method: str = option(
         "s4gan",
-        "s4gan (semi-supervised GAN) or supervised (labelled images only, L_ce)",
+        "s4gan (semi-supervised GAN), supervised (labelled images only, L_ce) or unimatch "
+        "(weak-to-strong consistency; docs/training.md)",
         choices=METHODS,
     )
     selection: str | None = option(
@@ -180,6 +196,44 @@ class TrainConfig:
     )
     lambda_fm: float = option(0.1, "weight of the feature-matching loss")
     lambda_st: float = option(1.0, "weight of the self-training loss")
+
+    # UniMatch (published defaults; docs/method.md)
+    threshold_u: float = option(
+        0.95, "UniMatch: confidence a weak-view pseudo-label needs to be trained on (0.95)"
+    )
+    fp_dropout: float = option(
+        0.5, "UniMatch: channel-dropout probability on the encoder features (0.5)"
+    )
+    fp_weight: float = option(
+        0.5,
+        "UniMatch: share of the unsupervised loss given to the feature-perturbation stream; "
+        "the two strong views share the rest (0.5: 0.25 / 0.25 / 0.5)",
+    )
+    unsup_weight: float = option(
+        1.0, "UniMatch: weight of the unsupervised loss; L = (L_x + w L_u) / 2 (1.0)"
+    )
+    cutmix_prob: float = option(0.5, "UniMatch: probability of a CutMix box per strong view")
+    cutmix_area: tuple[float, float] = option(
+        (0.02, 0.4), "UniMatch: range of the CutMix box's share of the crop (0.02 0.4)"
+    )
+    cutmix_ratio: tuple[float, float] = option(
+        (0.3, 1 / 0.3), "UniMatch: range of the CutMix box's aspect ratio (0.3 3.33)"
+    )
+    jitter: tuple[float, float, float, float] = option(
+        (0.5, 0.5, 0.5, 0.25),
+        "UniMatch: colour-jitter strengths: brightness contrast saturation hue (0.5 0.5 0.5 0.25)",
+    )
+    jitter_prob: float = option(0.8, "UniMatch: probability of colour jitter (0.8)")
+    grayscale_prob: float = option(0.2, "UniMatch: probability of grayscale (0.2)")
+    blur_prob: float = option(0.5, "UniMatch: probability of Gaussian blur (0.5)")
+    blur_sigma: tuple[float, float] = option(
+        (0.1, 2.0), "UniMatch: range of the blur's sigma in pixels (0.1 2.0)"
+    )
+    pseudo_label_check: bool = option(
+        True,
+        "UniMatch: log pseudo-label accuracy against the unlabelled images' masks where they "
+        "exist on disk (a diagnostic of simulated label scarcity; never used in training)",
+    )
 
     # validation, checkpoints, logging
     val_split: str = option("val", "validation split for checkpoint choice (never test)")
@@ -260,6 +314,28 @@ class TrainConfig:
             raise ConfigError(f"--labeled-ratio must lie in (0, 1], got {self.labeled_ratio}")
         if self.selection is not None and self.labeled_ratio is not None:
             raise ConfigError("give either --selection or --labeled-ratio, not both")
+        for name in (
+            "threshold_u",
+            "fp_dropout",
+            "fp_weight",
+            "cutmix_prob",
+            "jitter_prob",
+            "grayscale_prob",
+            "blur_prob",
+        ):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must lie in [0, 1], got {value}")
+        if self.unsup_weight < 0:
+            raise ConfigError(f"--unsup-weight must be >= 0, got {self.unsup_weight}")
+        for name in ("cutmix_area", "cutmix_ratio", "blur_sigma"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be 0 < LOW <= HIGH, got {low} {high}"
+                )
+        if any(value < 0 for value in self.jitter):
+            raise ConfigError(f"--jitter strengths must be >= 0, got {list(self.jitter)}")
         if not 0 <= self.threshold_st <= 1:
             raise ConfigError(f"--threshold-st must lie in [0, 1], got {self.threshold_st}")
         low, high = self.scale_range

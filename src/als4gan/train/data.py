@@ -156,8 +156,9 @@ class UnlabelledImages(Dataset[Sample]):
     validity map (excluded from the self-training loss), without any access to the true labels.
     """
 
-    def __init__(self, dataset: SegmentationDataset) -> None:
+    def __init__(self, dataset: SegmentationDataset, with_truth: bool = False) -> None:
         self.dataset = dataset
+        self.with_truth = with_truth
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -170,12 +171,29 @@ class UnlabelledImages(Dataset[Sample]):
         invalid = nodata_pixels(pixels)
         if invalid is not None:
             validity[torch.from_numpy(invalid)] = IGNORE_INDEX
-        return {
+        sample: Sample = {
             "image": image,
             "mask": validity,
             "id": sample_id,
             "label": -1,
         }
+        if self.with_truth:
+            sample["truth"] = self._truth(sample_id, validity)
+        return sample
+
+    def _truth(self, sample_id: str, validity: torch.Tensor) -> torch.Tensor:
+        """The image's mask for diagnostics (``with_truth``), all ignore when it cannot be read.
+
+        Only pseudo-label accuracy in the training log reads it (UniMatch; never a loss): with
+        simulated label scarcity the unlabelled pool's masks exist on disk.
+        """
+        try:
+            mask = torch.from_numpy(self.dataset.load_mask(sample_id).astype("int64"))
+        except (OSError, ValueError, DataError, DatasetNotFoundError):
+            mask = None
+        if mask is None or mask.shape != validity.shape:
+            return torch.full_like(validity, IGNORE_INDEX)
+        return torch.where(validity == IGNORE_INDEX, IGNORE_INDEX, mask)
 
 
 class SingleThreaded(Dataset[Sample]):
@@ -204,12 +222,41 @@ class SingleThreaded(Dataset[Sample]):
 
 
 def collate(samples: list[Sample]) -> dict[str, Any]:
-    """Stack images and masks; keep ids as a list (labels are not needed in training)."""
-    return {
+    """Stack images and masks (and diagnostic ``truth`` masks); keep ids as a list."""
+    batch = {
         "image": torch.stack([sample["image"] for sample in samples]),
         "mask": torch.stack([sample["mask"] for sample in samples]),
         "id": [sample["id"] for sample in samples],
     }
+    if all("truth" in sample for sample in samples):
+        batch["truth"] = torch.stack([sample["truth"] for sample in samples])
+    return batch
+
+
+class WithTruth:
+    """A random transform that moves a sample's ``truth`` mask exactly like its ``mask``.
+
+    The transform runs once on the sample and once, replaying the same random draws, on a
+    one-band placeholder image with ``truth`` as its mask (same size, so the same geometry).
+
+    Args:
+        transform: The random transform ``(sample, generator) -> sample``.
+    """
+
+    def __init__(self, transform: TrainAugment) -> None:
+        self.transform = transform
+
+    def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
+        """``transform(sample)`` with ``truth`` transformed alongside."""
+        if "truth" not in sample:
+            return self.transform(sample, generator)
+        sample = dict(sample)
+        truth = sample.pop("truth")
+        replay = torch.Generator().set_state(generator.get_state())
+        out = self.transform(sample, generator)
+        placeholder = torch.zeros((1, *truth.shape[-2:]), dtype=torch.float32)
+        out["truth"] = self.transform({"image": placeholder, "mask": truth}, replay)["mask"]
+        return out
 
 
 class DataStream:
@@ -231,7 +278,7 @@ class DataStream:
         num_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        self.dataset = SingleThreaded(SeededDataset(dataset, augment))  # type: ignore[arg-type]
+        self.dataset = SingleThreaded(SeededDataset(dataset, WithTruth(augment)))  # type: ignore[arg-type]
         self.sampler = sampler
         self.num_workers = num_workers
         self.pin_memory = pin_memory

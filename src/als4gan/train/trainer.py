@@ -1,18 +1,11 @@
-"""The s4GAN and supervised training loops (stage 2 of docs/method.md), explicit from top to bottom.
+"""The training loop (stage 2 of docs/method.md) that every method shares, explicit throughout.
 
-One iteration of s4GAN (``Trainer._s4gan_micro_step``, once per accumulation step):
-
-1. ``L_ce = CE(G(x_l), y_l)`` on the labelled batch (ignore label 255).
-2. ``p_u = softmax(G(x_u))``; ``d_u, f_u = D([p_u, x_u])`` (D's weights frozen for this part).
-3. ``d_g, f_g = D([onehot(y_g), x_g])`` on a ground-truth batch from the labelled set.
-4. ``L_fm = mean | mean_batch(f_g) - mean_batch(f_u) |``.
-5. ``L_st = CE(G(x_u)[d_u > tau], argmax G(x_u)[d_u > tau])`` (labels without gradient).
-6. G's gradient from ``L_ce + lambda_fm L_fm + lambda_st L_st``.
-7. D's gradient from ``[BCE(D([p_u.detach(), x_u]), 0) + BCE(D([onehot(y_g), x_g]), 1)] / 2``.
-
-then one SGD step for G and one Adam step for D, each with polynomial decay. The supervised
-baseline is the same loop with step 1 only. Images are in [0, 1] everywhere, so D sees them as
-they are (no per-batch min/max rescaling: defect 6 in docs/method.md).
+The trainer owns data, networks, optimisers, checkpoints, validation, DDP and gradient
+accumulation. What one micro-batch computes is the method's (:mod:`als4gan.train.methods`:
+s4GAN's steps 1-7, the supervised baseline's step 1, UniMatch's weak-to-strong consistency);
+each iteration runs ``grad_accum`` micro-steps, then one SGD step for G (and one Adam step for
+s4GAN's D), each with polynomial decay. Images are in [0, 1] everywhere, so D sees them as they
+are (no per-batch min/max rescaling: defect 6 in docs/method.md).
 """
 
 from __future__ import annotations
@@ -39,7 +32,6 @@ from als4gan.checkpoint import (
     save_checkpoint,
 )
 from als4gan.config import config_to_dict
-from als4gan.data.encoding import IGNORE_INDEX
 from als4gan.errors import ConfigError, DataError, DatasetNotFoundError, TrainingDivergedError
 from als4gan.models import S4GANDiscriminator, build_segmentation_model
 from als4gan.models.weights import (
@@ -50,7 +42,6 @@ from als4gan.models.weights import (
 )
 from als4gan.regime import aspp_warning, training_regime
 from als4gan.runtime import (
-    autocast,
     configure_determinism,
     default_num_workers,
     derive_seed,
@@ -68,18 +59,8 @@ from als4gan.train.data import (
     resolve_labelled_split,
 )
 from als4gan.train.distributed import DistributedContext, all_reduce_sum
-from als4gan.train.losses import (
-    DISCRIMINATOR_STAT_KEYS,
-    cross_entropy,
-    discriminator_loss,
-    discriminator_record,
-    discriminator_statistics,
-    feature_matching_loss,
-    fill_invalid,
-    onehot_with_ignore,
-    select_confident,
-    self_training_loss,
-)
+from als4gan.train.methods import Method, build_method
+from als4gan.train.methods.s4gan import S4GAN, SeparatePasses
 from als4gan.train.records import (
     METRICS_FILE,
     MetricsLog,
@@ -105,17 +86,9 @@ STEP_CHECKPOINT = "step_{step:07d}.pt"
 LABELLED_FILE = "train_labeled.txt"
 UNLABELLED_FILE = "train_unlabeled.txt"
 
-#: Order of the per-iteration statistics summed over accumulation steps and processes.
-STAT_KEYS = (
-    "loss_ce",
-    "loss_fm",
-    "loss_st",
-    "loss_d",
-    "accepted",
-    "judged",
-    *DISCRIMINATOR_STAT_KEYS,
-    "stop",
-)
+#: s4GAN's per-iteration statistics, summed over accumulation steps and processes (each
+#: method's are its ``stat_keys`` followed by ``stop``).
+STAT_KEYS = (*S4GAN.stat_keys, "stop")
 
 
 #: Backbones whose BatchNorm ``--freeze-bn auto`` trains even with pretrained weights.
@@ -239,25 +212,6 @@ class StopRequests:
             signal.signal(signum, handler)
 
 
-class SeparatePasses(nn.Module):
-    """Runs a network on several batches in separate forward passes, within one module call.
-
-    Each batch gets its own BatchNorm statistics, and a DistributedDataParallel wrapper around
-    this module sees one forward per backward (parameters used twice in it are fine).
-
-    Args:
-        network: The wrapped network.
-    """
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, *batches: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """One output per input batch."""
-        return tuple(self.network(batch) for batch in batches)
-
-
 class Trainer:
     """Builds data, networks and optimisers from a :class:`TrainConfig` and runs the loop.
 
@@ -292,7 +246,7 @@ class Trainer:
         self.show_progress = show_progress and context.is_main
         self.amp = resolve_amp(config.amp, self.device)
         self.channels_last = use_channels_last(config.channels_last, self.device)
-        self.s4gan = config.method == "s4gan"
+        self.method: Method = build_method(config)
         if context.is_main:
             check_tensorboard(config.tensorboard)  # fail before any work when it is required
         configure_determinism(config.deterministic, self.device)
@@ -303,10 +257,10 @@ class Trainer:
         self.split = resolve_labelled_split(
             config, self.train_set.ids, self.run_dir, recorded if resume else None
         )
-        if self.s4gan and not self.split.unlabelled:
+        if self.method.uses_unlabelled and not self.split.unlabelled:
             raise DataError(
-                f"s4GAN needs unlabelled images, but all {len(self.split.labelled)} training "
-                "images are labelled; use --method supervised or a smaller labelled set"
+                f"{config.method} needs unlabelled images, but all {len(self.split.labelled)} "
+                "training images are labelled; use --method supervised or a smaller labelled set"
             )
         self.num_classes = self.train_set.num_classes
         self.val_set = None
@@ -353,14 +307,15 @@ class Trainer:
         self.streams: dict[str, DataStream] = {
             "labelled": stream("labelled", labelled_set, len(labelled_set))
         }
-        if self.s4gan:
-            unlabelled_set = self.train_set.subset(self.split.unlabelled)
-            self.streams["unlabelled"] = stream(
-                "unlabelled", UnlabelledImages(unlabelled_set), len(unlabelled_set)
-            )
-            # Step 3 (docs/training.md): D's "real" examples come from the labelled set, in their
-            # own order.
-            self.streams["ground_truth"] = stream("ground_truth", labelled_set, len(labelled_set))
+        for name, kind in self.method.streams.items():
+            if kind == "labelled":
+                self.streams[name] = stream(name, labelled_set, len(labelled_set))
+            else:
+                unlabelled_set = self.train_set.subset(self.split.unlabelled)
+                images = UnlabelledImages(
+                    unlabelled_set, with_truth=self.method.wants_truth(config)
+                )
+                self.streams[name] = stream(name, images, len(unlabelled_set))
 
         # ---- networks
         in_channels = self.train_set.in_channels
@@ -378,7 +333,7 @@ class Trainer:
             if warning:
                 logger.warning(warning)
         self.discriminator: S4GANDiscriminator | None = None
-        if self.s4gan:
+        if self.method.uses_discriminator:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(derive_seed(config.seed, "init", "discriminator"))
                 self.discriminator = S4GANDiscriminator(self.num_classes, in_channels)
@@ -404,16 +359,10 @@ class Trainer:
             self.optimizer_d = build_discriminator_optimizer(self.discriminator, config)
             self.scheduler_d = PolyLR(self.optimizer_d, config.iterations, config.power)
 
-        # ---- multi-process wrappers (gradients averaged over processes by DDP)
-        # s4GAN passes the labelled and unlabelled batches through G separately (as the
-        # reference does): with trained BatchNorm, one pass over both batches normalises the
-        # labelled crops with statistics of the unlabelled ones, which cost about 0.1 val mIoU
-        # on the synthetic set (0.270 vs 0.384 and 0.313 vs 0.412 on two seeds, 300 iterations,
-        # R18, with lambda_fm = lambda_st = 0; see docs/training.md). Both passes happen inside
-        # one module call, so DDP sees a single forward per backward.
-        self.g_train: nn.Module = (
-            SeparatePasses(self.generator) if config.method == "s4gan" else self.generator
-        )
+        # ---- multi-process wrappers (gradients averaged over processes by DDP). The method's
+        # wrapper makes all of G's passes of a micro-step one module call (s4GAN: separate
+        # labelled / unlabelled passes), so DDP sees a single forward per backward.
+        self.g_train: nn.Module = self.method.wrap(self.generator)
         self.d_train: nn.Module | None = self.discriminator
         if context.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -448,13 +397,18 @@ class Trainer:
         if self.discriminator is not None:
             self.discriminator.train()
 
-    def _to_device(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        image = batch["image"].to(self.device, non_blocking=True)
+    def memory_format(self, image: torch.Tensor) -> torch.Tensor:
+        """``image`` in the run's memory format (channels_last when enabled)."""
         if self.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
+            return image.contiguous(memory_format=torch.channels_last)
+        return image
+
+    def to_device(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch's images (in the run's memory format) and masks on the device."""
+        image = self.memory_format(batch["image"].to(self.device, non_blocking=True))
         return image, batch["mask"].to(self.device, non_blocking=True)
 
-    def _no_sync(
+    def no_sync(
         self, module: nn.Module | None, sync: bool
     ) -> contextlib.AbstractContextManager[Any]:
         """DDP's no_sync on all but the last accumulation step (gradients reduced once)."""
@@ -466,69 +420,6 @@ class Trainer:
         return self.elapsed + time.perf_counter() - self._clock_start
 
     # ------------------------------------------------------------------ one iteration
-    def _s4gan_micro_step(self, sync: bool, scale: float) -> torch.Tensor:
-        """Steps 1-7 of docs/training.md on one micro-batch; returns the statistics of STAT_KEYS."""
-        assert self.discriminator is not None and self.d_train is not None
-        config = self.config
-        x_l, y_l = self._to_device(self.streams["labelled"].next())
-        x_u, pad_u = self._to_device(self.streams["unlabelled"].next())
-        x_g, y_g = self._to_device(self.streams["ground_truth"].next())
-        valid_u = pad_u != IGNORE_INDEX  # False only where augmentation padded the crop
-
-        # Generator: steps 1-6, with D's weights frozen.
-        self.discriminator.requires_grad_(False)
-        with self._no_sync(self.g_train, sync):
-            with autocast(self.device, self.amp):
-                logits_l, logits_u = self.g_train(x_l, x_u)
-                loss_ce = cross_entropy(logits_l, y_l)  # 1
-                p_u = fill_invalid(torch.softmax(logits_u.float(), dim=1), valid_u)  # 2
-                fake = self.discriminator(p_u, x_u)
-                real_g = onehot_with_ignore(y_g, self.num_classes)  # 3
-                with torch.no_grad():
-                    real = self.discriminator(real_g, x_g)
-                loss_fm = feature_matching_loss(real["features"], fake["features"])  # 4
-                selected = select_confident(fake["prob"], config.threshold_st)  # 5
-                loss_st = self_training_loss(logits_u, selected, valid_u)
-                loss_g = loss_ce + config.lambda_fm * loss_fm + config.lambda_st * loss_st  # 6
-            backward(loss_g * scale)
-
-        # Discriminator: step 7, fake = detached predictions, real = ground truth. One forward
-        # over both halves (D has no batch statistics, so this equals two separate passes).
-        self.discriminator.requires_grad_(True)
-        with self._no_sync(self.d_train, sync):
-            with autocast(self.device, self.amp):
-                judged = self.d_train(torch.cat([p_u.detach(), real_g]), torch.cat([x_u, x_g]))
-                loss_d = discriminator_loss(
-                    judged["logit"][: len(x_u)], judged["logit"][len(x_u) :]
-                )
-            backward(loss_d * scale)
-
-        losses = torch.stack(
-            [
-                loss_ce.detach(),
-                loss_fm.detach(),
-                loss_st.detach(),
-                loss_d.detach(),
-                selected.sum().float(),
-                torch.tensor(float(len(x_u)), device=self.device),
-            ]
-        ).double()
-        # What D did in the generator phase (the outputs that chose the self-training samples).
-        d_stats = discriminator_statistics(real["prob"], fake["prob"], config.threshold_st)
-        stop = torch.zeros(1, dtype=torch.float64, device=self.device)
-        return torch.cat([losses, d_stats, stop])
-
-    def _supervised_micro_step(self, sync: bool, scale: float) -> torch.Tensor:
-        """The baseline: step 1 only (labelled cross-entropy)."""
-        x_l, y_l = self._to_device(self.streams["labelled"].next())
-        with self._no_sync(self.g_train, sync):
-            with autocast(self.device, self.amp):
-                loss_ce = cross_entropy(self.g_train(x_l), y_l)
-            backward(loss_ce * scale)
-        stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=self.device)
-        stats[0] = loss_ce.detach().double()
-        return stats
-
     def train_iteration(self, stop_requested: bool = False) -> tuple[dict[str, Any], bool]:
         """One iteration: ``grad_accum`` micro-steps, then one update of G (and D).
 
@@ -549,27 +440,20 @@ class Trainer:
         lr_g = self.scheduler_g.get_last_lr()[0]
         lr_d = self.scheduler_d.get_last_lr()[0] if self.scheduler_d is not None else None
 
-        stats = torch.zeros(len(STAT_KEYS), dtype=torch.float64, device=self.device)
+        keys = (*self.method.stat_keys, "stop")
+        stats = torch.zeros(len(keys), dtype=torch.float64, device=self.device)
         scale = 1.0 / config.grad_accum
         for index in range(config.grad_accum):
             sync = index == config.grad_accum - 1
-            if self.s4gan:
-                stats += self._s4gan_micro_step(sync, scale)
-            else:
-                stats += self._supervised_micro_step(sync, scale)
-        stats[STAT_KEYS.index("stop")] = float(stop_requested)
+            stats[:-1] += self.method.micro_step(self, index, sync, scale)
+        stats[-1] = float(stop_requested)
         values = all_reduce_sum(stats, self.context).tolist()
         parts = config.grad_accum * self.context.world_size
-        totals = dict(zip(STAT_KEYS, values, strict=True))
+        totals = dict(zip(keys, values, strict=True))
 
         record: dict[str, Any] = {"kind": "train", "step": self.step + 1}
-        loss_keys = ("loss_ce", "loss_fm", "loss_st", "loss_d") if self.s4gan else ("loss_ce",)
-        for key in loss_keys:
-            record[key] = totals[key] / parts
-        if self.s4gan:
-            record["accept_rate"] = totals["accepted"] / max(1.0, totals["judged"])
-            record.update(discriminator_record(totals, totals["judged"]))
-        for key in loss_keys:
+        record.update(self.method.record(totals, parts))
+        for key in self.method.loss_keys:
             if not math.isfinite(record[key]):
                 raise TrainingDivergedError(
                     f"{key} became {record[key]} at step {self.step + 1}; nothing was updated. "
@@ -664,6 +548,7 @@ class Trainer:
             "scheduler_g": self.scheduler_g.state_dict(),
             "scheduler_d": self.scheduler_d.state_dict() if self.scheduler_d else None,
             "streams": {name: data.state_dict() for name, data in self.streams.items()},
+            "method": self.method.state_dict(),
             "rng": rng_states,
             "world_size": self.context.world_size,
             "best_miou": self.best_miou if math.isfinite(self.best_miou) else None,
@@ -720,8 +605,15 @@ class Trainer:
         if self.optimizer_d is not None and self.scheduler_d is not None:
             self.optimizer_d.load_state_dict(trainer["optimizer_d"])
             self.scheduler_d.load_state_dict(trainer["scheduler_d"])
+        missing = sorted(set(self.streams) - set(trainer["streams"]))
+        if missing:
+            raise CheckpointError(
+                f"{path} was written by another method (no '{missing[0]}' data stream); "
+                f"resume it with its own --method, or start this one with --force"
+            )
         for name, data_stream in self.streams.items():
             data_stream.load_state_dict(trainer["streams"][name])
+        self.method.load_state_dict(trainer.get("method") or {})
         states = trainer.get("rng") or []
         if len(states) == self.context.world_size:
             restore_rng_state(states[self.context.rank])
@@ -742,7 +634,7 @@ class Trainer:
         labelled, unlabelled = len(self.split.labelled), len(self.split.unlabelled)
         data = (
             f"{labelled} labelled / {unlabelled} unlabelled training images"
-            if self.s4gan
+            if self.method.uses_unlabelled
             else f"{labelled} labelled training images ({unlabelled} unlabelled ones not used)"
         )
         data += f" (labelled set: {self.split.source})"
@@ -866,10 +758,19 @@ class Trainer:
 
 def _postfix(record: dict[str, Any]) -> dict[str, str]:
     """Short progress-bar fields: losses and D's accept rate."""
-    short = {"loss_ce": "ce", "loss_fm": "fm", "loss_st": "st", "loss_d": "d"}
+    short = {
+        "loss_ce": "ce",
+        "loss_fm": "fm",
+        "loss_st": "st",
+        "loss_d": "d",
+        "loss_u_s1": "s1",
+        "loss_u_fp": "fp",
+    }
     fields = {label: f"{record[key]:.3f}" for key, label in short.items() if key in record}
     if "accept_rate" in record:
         fields["acc"] = f"{record['accept_rate']:.2f}"
+    if "pseudo_coverage" in record:
+        fields["cov"] = f"{record['pseudo_coverage']:.2f}"
     return fields
 
 
@@ -880,6 +781,7 @@ __all__ = [
     "STAT_KEYS",
     "STEP_CHECKPOINT",
     "UNLABELLED_FILE",
+    "SeparatePasses",
     "Trainer",
     "batchnorm_frozen",
     "build_generator",
