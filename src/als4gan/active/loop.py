@@ -328,7 +328,10 @@ def run_selection(
         resumed_from = pool.completed_rounds
         timing_rounds = list(saved.get("timing", []))
         pending = saved.get("pending")
-        log.info("resuming the selection in %s after round %d", folder, resumed_from - 1)
+        if resumed_from:
+            log.info("resuming the selection in %s after round %d", folder, resumed_from - 1)
+        else:
+            log.info("continuing the selection in %s (round 0 waits for masks)", folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_yaml(folder / CONFIG_FILE, config_dict)
     run_dir.mark_running(STAGE, strategy=config.strategy, budget=plan.budget)
