@@ -217,3 +217,35 @@ def test_train_uses_maskless_pool_images_as_unlabelled(
                  "--batch-size", "2", "--num-workers", "0", "--iterations", "1",
                  "--val-every", "0", "--out", str(tmp_path / "again")])  # fmt: skip
     assert code != 0
+
+
+def test_initial_file_replaces_the_random_draw(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _folder_pool(synthetic_root, tmp_path / "pool", with_masks=False)
+    full = _folder_pool(synthetic_root, tmp_path / "full", with_masks=True)
+    pool = read_ids(root / "splits" / "train.txt")
+    initial = tmp_path / "initial.txt"
+    initial.write_text(f"{pool[7]}\n{pool[2]}\n{pool[11]}\n")
+    args = ("--strategy", "entropy", "--initial", str(initial))
+    simulated = tmp_path / "simulated"
+    assert _select(full, simulated, *args) == 0
+    out = tmp_path / "human"
+    assert _select(root, out, *args, "--oracle", "human") == 0
+    assert read_ids(out / "selection" / "to_label.txt") == [pool[7], pool[2], pool[11]]
+    state = read_json(out / "selection" / "state.json")
+    assert state["plan"]["initial_size"] == 3 and state["plan"]["round_sizes"] == [2, 2, 2, 2]
+    other = tmp_path / "other.txt"
+    other.write_text(f"{pool[0]}\n")
+    assert _select(root, out, "--strategy", "entropy", "--initial", str(other),
+                   "--oracle", "human") != 0  # fmt: skip
+    assert "another --initial list" in capsys.readouterr().err
+    for _ in range(8):
+        if read_json(out / "status.json")["select"]["state"] == "done":
+            break
+        _annotate(synthetic_root / "masks", root, out)
+        assert _select(root, out, *args, "--oracle", "human") == 0
+    assert read_ids(out / "selection" / "labeled.txt")[:3] == [pool[7], pool[2], pool[11]]
+    assert (out / "selection" / "labeled.txt").read_bytes() == (
+        simulated / "selection" / "labeled.txt"
+    ).read_bytes()

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from als4gan.active.acquisition import ACQUISITION_MODELS, AcquisitionModel
-from als4gan.active.budget import BudgetPlan, plan_budget
+from als4gan.active.budget import BudgetPlan, exact_fraction, plan_budget
 from als4gan.active.config import DEFAULT_LABELED_RATIO, RESUME_FREE_OPTIONS, SelectConfig
 from als4gan.active.oracle import ORACLES, HumanOracle, MaskOracle, Oracle
 from als4gan.active.package import (
@@ -241,6 +242,33 @@ def _update_class_weights(
     return [float(w) for w in weights]
 
 
+def plan_with_initial(plan: BudgetPlan, pool: PoolState, ids: list[str]) -> BudgetPlan:
+    """The budget plan with a given initial set: ``n0 = len(ids)``, then the same arithmetic.
+
+    Raises:
+        ConfigError: If an id is not in the pool or repeated, or there are more than ``B``.
+    """
+    known = set(pool.pool_ids)
+    unknown = [sample_id for sample_id in ids if sample_id not in known]
+    if unknown:
+        raise ConfigError(
+            f"--initial lists {len(unknown)} id(s) that are not in the pool (e.g. "
+            f"'{unknown[0]}'); list ids of the --split images, one per line"
+        )
+    if len(set(ids)) != len(ids) or not ids:
+        raise ConfigError("--initial must list at least one id, each once")
+    if len(ids) > plan.budget:
+        raise ConfigError(
+            f"--initial lists {len(ids)} ids, more than the budget B = {plan.budget}; raise "
+            "--budget or shorten the list"
+        )
+    beta = exact_fraction(plan.beta, "beta")
+    query = max(1, math.ceil(beta * len(ids)))
+    full_rounds, last = divmod(plan.budget - len(ids), query)
+    sizes = (query,) * full_rounds + ((last,) if last else ())
+    return replace(plan, initial_size=len(ids), query_size=query, round_sizes=sizes)
+
+
 def run_selection(
     config: SelectConfig,
     out: str | Path,
@@ -251,6 +279,7 @@ def run_selection(
     acquisition_factory: AcquisitionFactory | None = None,
     oracle: str = "masks",
     command: str | None = None,
+    initial_ids: list[str] | None = None,
 ) -> SelectionResult:
     """Choose the images to label under a budget and write ``out/selection/``.
 
@@ -266,6 +295,8 @@ def run_selection(
             read) or ``"human"`` (stop and wait for masks to be saved; see
             :mod:`als4gan.active.oracle`).
         command: The command that continues a waiting selection (shown to the user).
+        initial_ids: The initial set, instead of a random draw (``--initial FILE``); its size
+            replaces ``n0`` in the budget arithmetic.
 
     Returns:
         The selection, or with ``oracle="human"`` possibly a waiting one (``result.waiting``).
@@ -302,6 +333,8 @@ def run_selection(
         alpha=config.alpha,
         beta=config.beta,
     )
+    if initial_ids is not None:
+        plan = plan_with_initial(plan, pool, initial_ids)
     strategy = build_strategy(
         config.strategy,
         reduction=config.reduction,
@@ -323,6 +356,12 @@ def run_selection(
                 f"{folder} holds an interrupted selection made with other options "
                 f"({'; '.join(differences)}). Re-run with the same options to resume it, or "
                 "pass --no-resume to start over."
+            )
+        if saved.get("initial") != initial_ids:
+            raise ConfigError(
+                f"{folder} holds a selection started "
+                + ("with another --initial list" if saved.get("initial") else "without --initial")
+                + ". Re-run with the same options to resume it, or pass --no-resume to start over."
             )
         pool.load_state_dict(saved)
         resumed_from = pool.completed_rounds
@@ -355,7 +394,9 @@ def run_selection(
         )
 
     def save_state(model_round: int | None, waiting: dict[str, Any] | None = None) -> None:
-        extra = {} if waiting is None else {"pending": waiting}
+        extra: dict[str, Any] = {} if waiting is None else {"pending": waiting}
+        if initial_ids is not None:
+            extra["initial"] = initial_ids
         pool.save(
             folder,
             config=config_dict,
@@ -449,19 +490,23 @@ def run_selection(
     # (defect 1 of the reference code).
     if pool.completed_rounds == 0:
         initial_seed = derive_seed(config.seed, "initial")
-        order = np.random.default_rng(initial_seed).permutation(plan.pool_size)
-        initial_ids = [pool.pool_ids[int(i)] for i in order[: plan.initial_size]]
+        if initial_ids is None:
+            order = np.random.default_rng(initial_seed).permutation(plan.pool_size)
+            first = [pool.pool_ids[int(i)] for i in order[: plan.initial_size]]
+        else:
+            first = list(initial_ids)
         initial: dict[str, Any] = {
             "kind": "initial",
-            "strategy": "random",
-            "seed": initial_seed,
+            "strategy": "random" if initial_ids is None else "given",
+            "seed": initial_seed if initial_ids is None else None,
             "model": None,
             "scores": None,
         }
-        log.info("round 0: %s drawn at random", _images(len(initial_ids)))
-        missing = settle(initial_ids, initial, None, {"round": 0, "train": 0.0, "score": 0.0})
+        how = "drawn at random" if initial_ids is None else "given by --initial"
+        log.info("round 0: %s %s", _images(len(first)), how)
+        missing = settle(first, initial, None, {"round": 0, "train": 0.0, "score": 0.0})
         if missing:
-            return waiting_result(missing, len(initial_ids))
+            return waiting_result(missing, len(first))
         labelled_histogram = initial["histogram"]
 
     for round_index in range(pool.completed_rounds, plan.num_rounds + 1):

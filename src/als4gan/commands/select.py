@@ -69,6 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "masks; 'human' stops after each round until a person saves the masks (docs/selection.md)",
     )
     group.add_argument(
+        "--initial",
+        default=None,
+        metavar="FILE",
+        help="ids of the initial set, one per line, instead of a random draw (its size replaces "
+        "n0; e.g. images you have already labelled)",
+    )
+    group.add_argument(
         "--status",
         default=None,
         metavar="RUN_DIR",
@@ -119,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from als4gan.active.package import describe_status, selection_status
     from als4gan.config import resolve_config
     from als4gan.errors import ConfigError
-    from als4gan.io import RunDir
+    from als4gan.io import RunDir, read_ids
     from als4gan.runlock import claim_folder
 
     if args.status is not None:
@@ -141,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             oracle=args.oracle,
             command=_continue_command(args),
+            initial_ids=read_ids(args.initial) if args.initial else None,
         )
     except Exception as err:  # disk full, unreadable file...: never leave "running"
         RunDir(args.out).mark_failed_if_running("select", err)
