@@ -179,7 +179,7 @@ class HumanOracle:
             DataError: If a mask used by an earlier round is gone, or a saved mask is unusable
                 (wrong size, values outside the classes file): nothing advances.
         """
-        self.dataset.refresh_masks()  # type: ignore[attr-defined]
+        self.dataset.refresh_masks()
         requested = list(ids)
         gone = [sample_id for sample_id in labelled if not self.dataset.has_mask(sample_id)]
         if gone:
