@@ -249,3 +249,33 @@ def test_initial_file_replaces_the_random_draw(
     assert (out / "selection" / "labeled.txt").read_bytes() == (
         simulated / "selection" / "labeled.txt"
     ).read_bytes()
+
+
+def test_prepare_folder_tiles_large_geotiffs(tmp_path: Path) -> None:
+    rasterio = pytest.importorskip("rasterio")
+    source = tmp_path / "rasters"
+    write_folder(source, image_format="geotiff", num_images=6, size=40, bands=4)
+    for sample_id in ("tile_004", "tile_005"):  # two rasters without masks: unlabelled
+        (source / "masks" / f"{sample_id}.png").unlink()
+    data = tmp_path / "data"
+    assert main(["prepare", "folder", "--src", str(source), "--out", str(data),
+                 "--image-max", "10000", "--tile-size", "16", "--val-fraction", "0.25",
+                 "--test-fraction", "0.25"]) == 0  # fmt: skip
+    tiles = sorted(p.stem for p in (data / "tiles" / "images").iterdir())
+    assert len(tiles) == 6 * 9  # 40 px -> tiles at 0, 16 and 24 (the last shifted back)
+    assert len(list((data / "tiles" / "masks").iterdir())) == 4 * 9
+    with rasterio.open(data / "tiles" / "images" / "tile_000_y00016_x00024.tif") as src:
+        assert src.count == 4 and (src.width, src.height) == (16, 16)
+        assert str(src.crs) == "EPSG:32633"
+        assert (src.transform.c, src.transform.f) == (500000.0 + 240.0, 4000000.0 - 160.0)
+    with rasterio.open(source / "images" / "tile_000.tif") as src:
+        whole = src.read()
+    with rasterio.open(data / "tiles" / "images" / "tile_000_y00016_x00024.tif") as src:
+        assert np.array_equal(src.read(), whole[:, 16:32, 24:40])
+    splits = {name: read_ids(data / "splits" / f"{name}.txt") for name in ("train", "val", "test")}
+    unlabelled = {t for t in tiles if t.startswith(("tile_004", "tile_005"))}
+    assert unlabelled <= set(splits["train"])
+    for name in ("val", "test"):  # whole rasters with masks only
+        assert splits[name] and not set(splits[name]) & unlabelled
+        assert len({t[:8] for t in splits[name]}) * 9 == len(splits[name])
+    assert sum(len(ids) for ids in splits.values()) == len(tiles)

@@ -550,8 +550,10 @@ def prepare_folder(
     stratify: bool = False,
     force: bool = False,
     show_progress: bool = True,
+    tile_size: int = 0,
+    remainder: str = "overlap",
 ) -> dict[str, Any]:
-    """Write split lists for a folder dataset without copying its images.
+    """Write split lists for a folder dataset without copying its images (unless tiled).
 
     ``out/splits/*.txt`` list ids; ``out/classes.yaml`` holds the validated class table;
     ``out/dataset.json`` records where the data is and the ``bands``/``image_max`` options,
@@ -569,6 +571,11 @@ def prepare_folder(
         stratify: Keep the share of each dominant class in every split (reads every mask).
         force: Overwrite an earlier preparation with other parameters.
         show_progress: Progress bar while reading masks for ``stratify``.
+        tile_size: Cut every image (and mask) into tiles of this side first, written to
+            ``out/tiles`` (GeoTIFF tiles keep their georeference; see
+            :mod:`als4gan.data.folder_tiles`); the splits then keep each raster's tiles
+            together. 0 = no tiling.
+        remainder: Border tiles with ``tile_size``: ``"overlap"`` or ``"drop"``.
 
     Returns:
         The metadata written to ``dataset.json``.
@@ -576,6 +583,14 @@ def prepare_folder(
     from als4gan.runtime import progress
 
     src_root, out_root = Path(src), Path(out)
+    groups: dict[str, str] | None = None
+    if tile_size:
+        from als4gan.data.folder_tiles import tile_folder
+
+        if classes_file is None:
+            found = [src_root / n for n in CLASSES_FILE_NAMES if (src_root / n).is_file()]
+            classes_file = found[0] if found else None
+        src_root, groups = tile_folder(src_root, out_root, tile_size, remainder)
     dataset = FolderDataset(
         src_root, ALL_SPLIT, classes_file=classes_file, bands=bands, image_max=image_max
     )
@@ -590,6 +605,7 @@ def prepare_folder(
         "test_fraction": test_fraction,
         "seed": seed,
         "stratify": stratify,
+        **({"tile_size": tile_size, "remainder": remainder} if tile_size else {}),
     }
     out_root.mkdir(parents=True, exist_ok=True)
     if start_prepare(out_root, "folder", params, force) == "complete":
@@ -599,7 +615,11 @@ def prepare_folder(
     # image without a mask joins the training split as unlabelled pool.
     masked = [sample_id for sample_id in dataset.ids if dataset.has_mask(sample_id)]
     unmasked = [sample_id for sample_id in dataset.ids if not dataset.has_mask(sample_id)]
-    if stratify and masked:
+    if groups is not None and masked:
+        from als4gan.data.folder_tiles import grouped_split
+
+        splits = grouped_split(masked, groups, val_fraction, test_fraction, seed)
+    elif stratify and masked:
         bar = progress(masked, desc="reading masks", unit="img", disable=not show_progress or None)
         labels = [
             dominant_class(dataset.load_mask(sample_id), dataset.num_classes) for sample_id in bar
