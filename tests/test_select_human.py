@@ -279,3 +279,44 @@ def test_prepare_folder_tiles_large_geotiffs(tmp_path: Path) -> None:
         assert splits[name] and not set(splits[name]) & unlabelled
         assert len({t[:8] for t in splits[name]}) * 9 == len(splits[name])
     assert sum(len(ids) for ids in splits.values()) == len(tiles)
+
+
+def test_rerun_while_waiting_and_interruption_change_nothing(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from als4gan.active import acquisition
+
+    root = _folder_pool(synthetic_root, tmp_path / "pool", with_masks=False)
+    full = _folder_pool(synthetic_root, tmp_path / "full", with_masks=True)
+    args = ("--strategy", "entropy")
+    simulated = tmp_path / "simulated"
+    assert _select(full, simulated, *args) == 0
+    out = tmp_path / "human"
+    original_fit = acquisition.AcquisitionModel.fit
+    calls: list[int] = []
+
+    def counting_fit(self: Any, ids: Any, round_index: int, epochs: int) -> Any:
+        calls.append(round_index)
+        if round_index == 2 and calls.count(2) == 1:
+            raise KeyboardInterrupt  # killed while refitting after round 1's masks arrived
+        return original_fit(self, ids, round_index, epochs)
+
+    monkeypatch.setattr(acquisition.AcquisitionModel, "fit", counting_fit)
+    assert _select(root, out, *args, "--oracle", "human") == 0
+    _annotate(synthetic_root / "masks", root, out)
+    assert _select(root, out, *args, "--oracle", "human") == 0
+    asked = read_ids(out / "selection" / "to_label.txt")
+    assert _select(root, out, *args, "--oracle", "human") == 0  # no masks saved: same request
+    assert read_ids(out / "selection" / "to_label.txt") == asked and calls == [1]
+    _annotate(synthetic_root / "masks", root, out)
+    assert _select(root, out, *args, "--oracle", "human") == 130  # interrupted in round 2
+    assert len(read_json(out / "selection" / "state.json")["rounds"]) == 2
+    for _ in range(3):
+        assert _select(root, out, *args, "--oracle", "human") == 0
+        if read_json(out / "status.json")["select"]["state"] == "done":
+            break
+        _annotate(synthetic_root / "masks", root, out)
+    assert calls == [1, 2, 2]
+    assert (out / "selection" / "labeled.txt").read_bytes() == (
+        simulated / "selection" / "labeled.txt"
+    ).read_bytes()
