@@ -122,5 +122,10 @@ def test_empty_pool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_folder(tmp_path / "f", image_format="png", num_images=2)
     for path in (tmp_path / "f" / "masks").iterdir():
         path.unlink()
+    # Images without masks are an unlabelled pool, not an error; no image at all is one.
+    unlabelled = build_dataset("folder", tmp_path / "f", "all")
+    assert len(unlabelled) == 2 and not unlabelled.has_mask(unlabelled.ids[0])
+    for path in (tmp_path / "f" / "images").iterdir():
+        path.unlink()
     with pytest.raises(DataError, match="no folder image/mask pairs found"):
         build_dataset("folder", tmp_path / "f", "all")

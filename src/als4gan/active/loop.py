@@ -11,15 +11,22 @@ Everything a later stage or a user needs is written to ``RUN_DIR/selection/``:
 * ``labeled_names.npy``: the reference code's list of names (numpy unicode array);
 * ``state.json`` (+ ``acquisition_round<r>.pt`` while running): resume state, saved
   atomically after every round; ``timing.json``: wall times.
+
+The oracle that labels the chosen images is the only difference between simulation
+(``--oracle masks``: the pool's masks are read) and annotation by a person (``--oracle human``:
+the run stops with status ``waiting`` and an annotation package, see
+:mod:`als4gan.active.package`, and continues from the saved state when run again).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +34,15 @@ import numpy as np
 import torch
 
 from als4gan.active.acquisition import ACQUISITION_MODELS, AcquisitionModel
-from als4gan.active.budget import BudgetPlan, plan_budget
+from als4gan.active.budget import BudgetPlan, exact_fraction, plan_budget
 from als4gan.active.config import DEFAULT_LABELED_RATIO, RESUME_FREE_OPTIONS, SelectConfig
+from als4gan.active.oracle import ORACLES, HumanOracle, MaskOracle, Oracle
+from als4gan.active.package import (
+    TO_LABEL_FILE,
+    masks_folder,
+    next_steps,
+    write_round_package,
+)
 from als4gan.active.pool import STATE_FILE, PoolState
 from als4gan.active.sheet import add_histograms, class_histogram, write_contact_sheet
 from als4gan.active.strategies import (
@@ -77,6 +91,11 @@ class SelectionResult:
         plan: The budget arithmetic.
         resumed_from: Rounds found finished on start (0 = fresh start).
         timing: Wall times (seconds): total, and per round train / score.
+        waiting_round: With ``--oracle human``: the round waiting for masks (``None`` when the
+            selection is finished; ``labelled``/``unlabelled`` are then the state so far).
+        waiting_for: Ids of that round still without a mask.
+        package: That round's annotation package folder.
+        next_steps: What to do next, for a waiting selection (printed by the command).
     """
 
     folder: Path
@@ -85,6 +104,15 @@ class SelectionResult:
     plan: BudgetPlan
     resumed_from: int
     timing: dict[str, Any] = field(default_factory=dict)
+    waiting_round: int | None = None
+    waiting_for: list[str] = field(default_factory=list)
+    package: Path | None = None
+    next_steps: str = ""
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the selection waits for masks (``--oracle human``)."""
+        return self.waiting_round is not None
 
 
 def resolve_select_config(config: SelectConfig) -> SelectConfig:
@@ -179,9 +207,12 @@ def _clear_state(folder: Path) -> None:
     for file in [
         folder / STATE_FILE,
         *folder.glob("acquisition_round*.pt"),
-        *(folder / name for name in outputs),
+        *(folder / name for name in (*outputs, TO_LABEL_FILE)),
     ]:
         file.unlink(missing_ok=True)
+    for package in folder.glob("round_*"):
+        if package.is_dir():
+            shutil.rmtree(package)
 
 
 def _save_npy(path: Path, names: list[str]) -> None:
@@ -211,6 +242,33 @@ def _update_class_weights(
     return [float(w) for w in weights]
 
 
+def plan_with_initial(plan: BudgetPlan, pool: PoolState, ids: list[str]) -> BudgetPlan:
+    """The budget plan with a given initial set: ``n0 = len(ids)``, then the same arithmetic.
+
+    Raises:
+        ConfigError: If an id is not in the pool or repeated, or there are more than ``B``.
+    """
+    known = set(pool.pool_ids)
+    unknown = [sample_id for sample_id in ids if sample_id not in known]
+    if unknown:
+        raise ConfigError(
+            f"--initial lists {len(unknown)} id(s) that are not in the pool (e.g. "
+            f"'{unknown[0]}'); list ids of the --split images, one per line"
+        )
+    if len(set(ids)) != len(ids) or not ids:
+        raise ConfigError("--initial must list at least one id, each once")
+    if len(ids) > plan.budget:
+        raise ConfigError(
+            f"--initial lists {len(ids)} ids, more than the budget B = {plan.budget}; raise "
+            "--budget or shorten the list"
+        )
+    beta = exact_fraction(plan.beta, "beta")
+    query = max(1, math.ceil(beta * len(ids)))
+    full_rounds, last = divmod(plan.budget - len(ids), query)
+    sizes = (query,) * full_rounds + ((last,) if last else ())
+    return replace(plan, initial_size=len(ids), query_size=query, round_sizes=sizes)
+
+
 def run_selection(
     config: SelectConfig,
     out: str | Path,
@@ -219,6 +277,9 @@ def run_selection(
     resume: bool = True,
     dataset: SegmentationDataset | None = None,
     acquisition_factory: AcquisitionFactory | None = None,
+    oracle: str = "masks",
+    command: str | None = None,
+    initial_ids: list[str] | None = None,
 ) -> SelectionResult:
     """Choose the images to label under a budget and write ``out/selection/``.
 
@@ -230,9 +291,15 @@ def run_selection(
         dataset: The pool's dataset (default: built from ``config``).
         acquisition_factory: Builds the acquisition model (default: by ``config.acquisition``);
             used by benchmarks to emulate the reference implementation.
+        oracle: Who labels the chosen images: ``"masks"`` (simulation: the pool's masks are
+            read) or ``"human"`` (stop and wait for masks to be saved; see
+            :mod:`als4gan.active.oracle`).
+        command: The command that continues a waiting selection (shown to the user).
+        initial_ids: The initial set, instead of a random draw (``--initial FILE``); its size
+            replaces ``n0`` in the budget arithmetic.
 
     Returns:
-        The selection.
+        The selection, or with ``oracle="human"`` possibly a waiting one (``result.waiting``).
 
     Raises:
         RunExistsError: If ``out`` holds a finished selection and ``force`` is false.
@@ -247,9 +314,17 @@ def run_selection(
         dataset = build_dataset(
             config.dataset, config.root, config.split, **_dataset_options(config)
         )
+    if oracle not in ORACLES:
+        raise ConfigError(f"--oracle must be one of {', '.join(ORACLES)}, got '{oracle}'")
+    human = oracle == "human"
+    if human and config.eval_pool:
+        raise ConfigError(
+            "--eval-pool reads the mask of every pool image, which '--oracle human' does not "
+            "have; drop --eval-pool"
+        )
     from als4gan.data.preflight import require_readable_samples
 
-    require_readable_samples(dataset, f"the pool (split '{config.split}')")
+    require_readable_samples(dataset, f"the pool (split '{config.split}')", masks_optional=human)
     pool = PoolState(dataset.ids)
     plan = plan_budget(
         len(pool.pool_ids),
@@ -258,6 +333,8 @@ def run_selection(
         alpha=config.alpha,
         beta=config.beta,
     )
+    if initial_ids is not None:
+        plan = plan_with_initial(plan, pool, initial_ids)
     strategy = build_strategy(
         config.strategy,
         reduction=config.reduction,
@@ -269,6 +346,7 @@ def run_selection(
     saved = PoolState.read(folder)
     resumed_from = 0
     timing_rounds: list[dict[str, Any]] = []
+    pending: dict[str, Any] | None = None
     if force or not resume:  # a finished stage only gets here with force (checked above)
         _clear_state(folder)
     elif saved is not None:
@@ -279,10 +357,20 @@ def run_selection(
                 f"({'; '.join(differences)}). Re-run with the same options to resume it, or "
                 "pass --no-resume to start over."
             )
+        if saved.get("initial") != initial_ids:
+            raise ConfigError(
+                f"{folder} holds a selection started "
+                + ("with another --initial list" if saved.get("initial") else "without --initial")
+                + ". Re-run with the same options to resume it, or pass --no-resume to start over."
+            )
         pool.load_state_dict(saved)
         resumed_from = pool.completed_rounds
         timing_rounds = list(saved.get("timing", []))
-        log.info("resuming the selection in %s after round %d", folder, resumed_from - 1)
+        pending = saved.get("pending")
+        if resumed_from:
+            log.info("resuming the selection in %s after round %d", folder, resumed_from - 1)
+        else:
+            log.info("continuing the selection in %s (round 0 waits for masks)", folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_yaml(folder / CONFIG_FILE, config_dict)
     run_dir.mark_running(STAGE, strategy=config.strategy, budget=plan.budget)
@@ -305,14 +393,89 @@ def run_selection(
             strategy=strategy,
         )
 
-    def save_state(model_round: int | None) -> None:
+    def save_state(model_round: int | None, waiting: dict[str, Any] | None = None) -> None:
+        extra: dict[str, Any] = {} if waiting is None else {"pending": waiting}
+        if initial_ids is not None:
+            extra["initial"] = initial_ids
         pool.save(
             folder,
             config=config_dict,
             plan=plan.to_dict(),
             model_round=model_round,
             timing=timing_rounds,
+            **extra,
         )
+
+    def on_waiting(round_index: int, ids: list[str], missing: list[str], scores: Any) -> None:
+        packages.append(
+            write_round_package(folder, dataset, round_index, ids, missing, scores, command)
+        )
+
+    packages: list[Path] = []
+    labeller: Oracle = (
+        HumanOracle(dataset, pool.pool_ids, on_waiting) if human else MaskOracle(dataset)
+    )
+
+    def settle(
+        ids: list[str], record: dict[str, Any], model_round: int | None, timing: dict[str, Any]
+    ) -> list[str]:
+        """Have the oracle label ``ids``; add the round, or save it as pending.
+
+        Returns:
+            The ids still waiting for a mask (empty: the round is added and saved).
+        """
+        answer = labeller.reveal(ids, pool.labelled, pool.completed_rounds, record["scores"])
+        if not answer.ready:
+            save_state(model_round, {"ids": ids, "record": record, "timing": timing})
+            return answer.waiting
+        extra = answer.extra
+        record["histogram"] = class_histogram(dataset, [*ids, *extra])
+        if extra:
+            record["volunteered"] = extra
+        pool.add_round([*ids, *extra], record)
+        timing_rounds.append(timing)
+        save_state(model_round)
+        (folder / TO_LABEL_FILE).unlink(missing_ok=True)
+        return []
+
+    def waiting_result(missing: list[str], requested: int) -> SelectionResult:
+        run_dir.mark(STAGE, "waiting", round=pool.completed_rounds, missing=len(missing))
+        log.info(
+            "round %d waits for %s (%d/%d labelled)",
+            pool.completed_rounds,
+            _images(len(missing)),
+            len(pool.labelled),
+            plan.budget,
+        )
+        return SelectionResult(
+            folder=folder,
+            labelled=list(pool.labelled),
+            unlabelled=pool.unlabelled(),
+            plan=plan,
+            resumed_from=resumed_from,
+            waiting_round=pool.completed_rounds,
+            waiting_for=missing,
+            package=packages[-1] if packages else None,
+            next_steps=next_steps(
+                pool.completed_rounds,
+                requested,
+                missing,
+                masks_folder(dataset),
+                packages[-1] if packages else folder,
+                command,
+            ),
+        )
+
+    # A round chosen by an earlier invocation waits for its masks: label it first.
+    if pending is not None:
+        assert saved is not None
+        pending_ids = list(pending["ids"])
+        missing = settle(
+            pending_ids, dict(pending["record"]), saved.get("model_round"),
+            dict(pending["timing"]),
+        )  # fmt: skip
+        if missing:
+            return waiting_result(missing, len(pending_ids))
 
     labelled_histogram: dict[str, Any] | None = None
     for finished in pool.rounds:
@@ -327,24 +490,24 @@ def run_selection(
     # (defect 1 of the reference code).
     if pool.completed_rounds == 0:
         initial_seed = derive_seed(config.seed, "initial")
-        order = np.random.default_rng(initial_seed).permutation(plan.pool_size)
-        initial_ids = [pool.pool_ids[int(i)] for i in order[: plan.initial_size]]
-        histogram = class_histogram(dataset, initial_ids)
-        pool.add_round(
-            initial_ids,
-            {
-                "kind": "initial",
-                "strategy": "random",
-                "seed": initial_seed,
-                "model": None,
-                "scores": None,
-                "histogram": histogram,
-            },
-        )
-        labelled_histogram = histogram
-        timing_rounds.append({"round": 0, "train": 0.0, "score": 0.0})
-        save_state(None)
-        log.info("round 0: %s drawn at random", _images(len(initial_ids)))
+        if initial_ids is None:
+            order = np.random.default_rng(initial_seed).permutation(plan.pool_size)
+            first = [pool.pool_ids[int(i)] for i in order[: plan.initial_size]]
+        else:
+            first = list(initial_ids)
+        initial: dict[str, Any] = {
+            "kind": "initial",
+            "strategy": "random" if initial_ids is None else "given",
+            "seed": initial_seed if initial_ids is None else None,
+            "model": None,
+            "scores": None,
+        }
+        how = "drawn at random" if initial_ids is None else "given by --initial"
+        log.info("round 0: %s %s", _images(len(first)), how)
+        missing = settle(first, initial, None, {"round": 0, "train": 0.0, "score": 0.0})
+        if missing:
+            return waiting_result(missing, len(first))
+        labelled_histogram = initial["histogram"]
 
     for round_index in range(pool.completed_rounds, plan.num_rounds + 1):
         size = plan.round_sizes[round_index - 1]
@@ -403,19 +566,19 @@ def run_selection(
         if len(chosen) != size:
             raise RuntimeError(f"strategy '{strategy.name}' chose {len(chosen)} of {size} images")
         record["scores"] = [float(s) for s in selection.scores]
-        record["histogram"] = class_histogram(dataset, chosen)
-        assert labelled_histogram is not None
-        labelled_histogram = add_histograms(labelled_histogram, record["histogram"])
-        pool.add_round(chosen, record)
-        timing_rounds.append({"round": round_index, "train": train_seconds, "score": score_seconds})
         carried = model is not None and config.refit != "reinit"
         if carried:
             assert model is not None
             buffer = io.BytesIO()
             torch.save(model.state_dict(), buffer)
             atomic_write_bytes(folder / MODEL_STATE.format(round=round_index), buffer.getvalue())
-        save_state(round_index if carried else None)
+        timing = {"round": round_index, "train": train_seconds, "score": score_seconds}
+        missing = settle(chosen, record, round_index if carried else None, timing)
         (folder / MODEL_STATE.format(round=round_index - 1)).unlink(missing_ok=True)
+        if missing:
+            return waiting_result(missing, len(chosen))
+        assert labelled_histogram is not None
+        labelled_histogram = add_histograms(labelled_histogram, record["histogram"])
         log.info(
             "round %d/%d: %s chosen (%d/%d labelled; fit %.1fs, score %.1fs)",
             round_index,
@@ -451,7 +614,9 @@ def _finish(
     """Check the invariants and write the selection files."""
     labelled = list(pool.labelled)
     unlabelled = pool.unlabelled()
-    if len(labelled) != plan.budget or len(set(labelled)) != len(labelled):
+    # Masks saved for images not asked for (--oracle human) are labelled beyond the budget.
+    volunteered = sum(len(record.get("volunteered", [])) for record in pool.rounds)
+    if len(labelled) != plan.budget + volunteered or len(set(labelled)) != len(labelled):
         raise RuntimeError(
             f"selection invariant broken: {len(labelled)} labelled ids "
             f"({len(set(labelled))} distinct) for a budget of {plan.budget}"

@@ -125,7 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description=(
             "Write a split of a folder with images/ and masks/ (same file stems). Only "
             "OUT/splits/*.txt, OUT/classes.yaml and OUT/dataset.json (recording --src, --bands "
-            "and --image-max) are written; images stay where they are. --out may equal --src."
+            "and --image-max) are written; images stay where they are. --out may equal --src. "
+            "Images without a mask are unlabelled: they join the training split (the pool). "
+            "--tile-size S first cuts large images and their masks into S-pixel tiles in "
+            "OUT/tiles (GeoTIFF tiles keep their georeference), splitting by source image."
         ),
     )
     folder.add_argument("--src", required=True, help="folder with images/ and masks/")
@@ -150,6 +153,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "pixel value that maps to 1.0, e.g. 10000 for Sentinel-2 reflectance; required for "
             "integer images other than 8-bit and floats outside [0, 1] (default: 255 for 8-bit)"
         ),
+    )
+    folder.add_argument(
+        "--tile-size",
+        type=int,
+        default=0,
+        help="cut large images (and their masks) into tiles of this side in pixels, written to "
+        "OUT/tiles (GeoTIFF tiles keep their georeference); 0 = no tiling (default)",
+    )
+    folder.add_argument(
+        "--remainder",
+        choices=("overlap", "drop"),
+        default="overlap",
+        help="with --tile-size, sides not a multiple of it: shift the last tile back "
+        "(overlap, default) or drop the strip (drop)",
     )
     folder.add_argument(
         "--stratify",
@@ -216,6 +233,8 @@ def _run_folder(args: argparse.Namespace) -> int:
         seed=args.seed,
         stratify=args.stratify,
         force=args.force,
+        tile_size=args.tile_size,
+        remainder=args.remainder,
     )
     print(
         f"wrote a split of {meta['num_images']} images ({meta['in_channels']} band(s)) to "

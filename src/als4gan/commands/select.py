@@ -20,11 +20,19 @@ its last finished round when run again with the same options.
 Writes RUN_DIR/selection/: labeled.txt, unlabeled.txt, selection.json, config.yaml,
 contact_sheet.png, labeled_names.npy (the reference code's list), timing.json.
 
+--oracle masks (default) simulates labelling by reading the pool's masks. --oracle human asks a
+person: each round writes RUN_DIR/selection/to_label.txt and an annotation package
+(selection/round_<k>/: images, tasks.csv, label_studio.json), prints where to save the masks,
+and exits with status 'waiting'; run the same command again once they are saved. --status RUN
+says where a selection stands. Tutorial: docs/selection.md.
+
 examples:
   als4gan prepare synthetic --out data/synthetic
   als4gan select --root data/synthetic --labeled-ratio 0.05 --strategy entropy \\
       --model resnet18 --epochs 10 --image-size 128 --out runs/entropy5
   als4gan select --root data/synthetic --budget 20 --strategy random --out runs/random20
+  als4gan select --dataset folder --root data/pool --budget 20 --oracle human --out runs/pool
+  als4gan select --status runs/pool
   als4gan select --root data/synthetic --labeled-ratio 0.1 --acquisition segmentation \\
       --strategy hybrid --reduction class-balanced --epochs 5 --image-size 128 --out runs/seg
 """
@@ -42,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             action.default = argparse.SUPPRESS
     add_config_arguments(parser, SelectConfig, title="selection")
     group = parser.add_argument_group("run folder")
-    group.add_argument("--out", required=True, help="run folder; writes RUN_DIR/selection/")
+    group.add_argument("--out", default=None, help="run folder; writes RUN_DIR/selection/")
     group.add_argument("--config", default=None, help="YAML file of options (flags override it)")
     group.add_argument(
         "--force", action="store_true", help="redo a finished selection in --out (overwrites it)"
@@ -52,6 +60,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="continue an interrupted selection in --out (default); --no-resume starts over",
+    )
+    group.add_argument(
+        "--oracle",
+        choices=("masks", "human"),
+        default="masks",
+        help="who labels the chosen images: 'masks' (default) simulates it from the pool's "
+        "masks; 'human' stops after each round until a person saves the masks (docs/selection.md)",
+    )
+    group.add_argument(
+        "--initial",
+        default=None,
+        metavar="FILE",
+        help="ids of the initial set, one per line, instead of a random draw (its size replaces "
+        "n0; e.g. images you have already labelled)",
+    )
+    group.add_argument(
+        "--status",
+        default=None,
+        metavar="RUN_DIR",
+        help="only say where the selection in RUN_DIR stands (round, labelled, ids waiting)",
     )
 
 
@@ -81,22 +109,56 @@ def _check_no_training(out: str, force: bool) -> None:
     clear_training(run_dir)
 
 
+def _continue_command(args: argparse.Namespace) -> str:
+    """The command line that continues a waiting selection (this one, as typed)."""
+    import shlex
+    import sys
+
+    typed = getattr(args, "_argv", None)
+    return shlex.join(["als4gan", *(sys.argv[1:] if typed is None else typed)])
+
+
 def run(args: argparse.Namespace) -> int:
     """Resolve the options, run the selection and print where it went."""
-    from als4gan.active.loop import run_selection
+    from pathlib import Path
+
+    from als4gan.active.loop import SELECTION_DIR, run_selection
+    from als4gan.active.package import describe_status, selection_status
     from als4gan.config import resolve_config
-    from als4gan.io import RunDir
+    from als4gan.errors import ConfigError
+    from als4gan.io import RunDir, read_ids
     from als4gan.runlock import claim_folder
 
+    if args.status is not None:
+        print(describe_status(selection_status(Path(args.status) / SELECTION_DIR)))
+        return 0
+    if args.out is None:
+        raise ConfigError("--out is required: the run folder (or --status RUN_DIR)")
     claim_folder(args.out)
     config = resolve_config(SelectConfig, args, args.config)
+    if args.oracle == "human" and RunDir(args.out).is_done("select") and not args.force:
+        print(describe_status(selection_status(Path(args.out) / SELECTION_DIR)))
+        return 0
     _check_no_training(args.out, args.force)
     try:
-        result = run_selection(config, args.out, force=args.force, resume=args.resume)
+        result = run_selection(
+            config,
+            args.out,
+            force=args.force,
+            resume=args.resume,
+            oracle=args.oracle,
+            command=_continue_command(args),
+            initial_ids=read_ids(args.initial) if args.initial else None,
+        )
     except Exception as err:  # disk full, unreadable file...: never leave "running"
         RunDir(args.out).mark_failed_if_running("select", err)
         raise
     plan = result.plan
+    if result.waiting:
+        assert result.waiting_round is not None
+        print(f"waiting: {len(result.labelled)} of {plan.budget} images labelled so far")
+        print(result.next_steps)
+        return 0
     print(
         f"selected {len(result.labelled)} of {plan.pool_size} images "
         f"({plan.initial_size} random + {plan.num_rounds} round(s) of {config.strategy}) -> "

@@ -213,6 +213,13 @@ class SegmentationDataset(Dataset[Sample], abc.ABC):
         """Path of the mask file of ``sample_id`` when there is one (for error messages)."""
         return None
 
+    def has_mask(self, sample_id: str) -> bool:
+        """Whether ``sample_id`` has a mask (an id without one is unlabelled, not an error).
+
+        Datasets whose every sample is labelled keep this default.
+        """
+        return True
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -1,7 +1,9 @@
 """Any ``images/`` + ``masks/`` folder described by a small classes file (YAML or JSON).
 
 Layout: ``ROOT/images/<id>.<png|jpg|tif|tiff>`` and ``ROOT/masks/<id>.<png|tif|tiff>`` (same
-stem). Images may be GeoTIFFs with any number of bands, read through rasterio; ``bands``
+stem). An image without a mask (or no ``masks/`` folder at all) is unlabelled: it belongs to
+the pool that ``select --oracle human`` asks about and that ``train`` uses as unlabelled data.
+Images may be GeoTIFFs with any number of bands, read through rasterio; ``bands``
 (1-based, default the first three) selects them and ``in_channels`` is their number. Pixels
 are scaled by :func:`als4gan.data.imageio.scale_to_unit`: ``uint8`` by 1/255, float images in
 [0, 1] as they are, anything else (``uint16``, ``int16``, floats such as 0-5000) only with
@@ -355,15 +357,26 @@ class FolderDataset(SegmentationDataset):
     def _verify_root(self) -> None:
         super()._verify_root()
         self.data_root = data_root(self.root, self.meta)
-        for folder in ("images", "masks"):
-            if not (self.data_root / folder).is_dir():
-                raise DatasetNotFoundError(
-                    f"{self.data_root / folder} does not exist. {LAYOUT_HELP}"
-                )
+        if not (self.data_root / "images").is_dir():
+            raise DatasetNotFoundError(f"{self.data_root / 'images'} does not exist. {LAYOUT_HELP}")
         self.spec = self._load_spec()
         self.classes = self.spec.table
         self._images = _scan(self.data_root / "images", IMAGE_EXTENSIONS)
-        self._masks = _scan(self.data_root / "masks", MASK_EXTENSIONS)
+        self.refresh_masks()
+
+    @property
+    def masks_dir(self) -> Path:
+        """``ROOT/masks``: where masks are read from (and saved by annotators)."""
+        return self.data_root / "masks"
+
+    def refresh_masks(self) -> None:
+        """Rescan ``masks/`` (masks saved since the dataset was opened become visible)."""
+        folder = self.masks_dir
+        self._masks = _scan(folder, MASK_EXTENSIONS) if folder.is_dir() else {}
+
+    def has_mask(self, sample_id: str) -> bool:
+        """Whether ``masks/<id>.*`` exists (scanned when opened, or by :meth:`refresh_masks`)."""
+        return sample_id in self._masks
 
     def _load_spec(self) -> ClassSpec:
         if self._classes_file is not None:
@@ -410,17 +423,25 @@ class FolderDataset(SegmentationDataset):
         return min(3, count)
 
     def discover_ids(self) -> list[str]:
-        """Ids with both an image and a mask (images without a mask are reported)."""
+        """Every image id; those without a mask are unlabelled (reported once)."""
         without = sorted(set(self._images) - set(self._masks))
         if without:
-            logger.warning(
-                "%d image(s) in %s have no mask in %s and are left out (e.g. %s)",
+            logger.info(
+                "%d image(s) in %s have no mask in %s: unlabelled (e.g. %s)",
                 len(without),
                 self.data_root / "images",
-                self.data_root / "masks",
+                self.masks_dir,
                 self._images[without[0]].name,
             )
-        return sorted(set(self._images) & set(self._masks))
+        orphans = sorted(set(self._masks) - set(self._images))
+        if orphans:
+            logger.warning(
+                "%d mask(s) in %s have no image and are ignored (e.g. %s)",
+                len(orphans),
+                self.masks_dir,
+                self._masks[orphans[0]].name,
+            )
+        return sorted(self._images)
 
     def image_path(self, sample_id: str) -> Path:
         """``images/<id>.*``."""
@@ -529,8 +550,10 @@ def prepare_folder(
     stratify: bool = False,
     force: bool = False,
     show_progress: bool = True,
+    tile_size: int = 0,
+    remainder: str = "overlap",
 ) -> dict[str, Any]:
-    """Write split lists for a folder dataset without copying its images.
+    """Write split lists for a folder dataset without copying its images (unless tiled).
 
     ``out/splits/*.txt`` list ids; ``out/classes.yaml`` holds the validated class table;
     ``out/dataset.json`` records where the data is and the ``bands``/``image_max`` options,
@@ -548,6 +571,11 @@ def prepare_folder(
         stratify: Keep the share of each dominant class in every split (reads every mask).
         force: Overwrite an earlier preparation with other parameters.
         show_progress: Progress bar while reading masks for ``stratify``.
+        tile_size: Cut every image (and mask) into tiles of this side first, written to
+            ``out/tiles`` (GeoTIFF tiles keep their georeference; see
+            :mod:`als4gan.data.folder_tiles`); the splits then keep each raster's tiles
+            together. 0 = no tiling.
+        remainder: Border tiles with ``tile_size``: ``"overlap"`` or ``"drop"``.
 
     Returns:
         The metadata written to ``dataset.json``.
@@ -555,6 +583,14 @@ def prepare_folder(
     from als4gan.runtime import progress
 
     src_root, out_root = Path(src), Path(out)
+    groups: dict[str, str] | None = None
+    if tile_size:
+        from als4gan.data.folder_tiles import tile_folder
+
+        if classes_file is None:
+            found = [src_root / n for n in CLASSES_FILE_NAMES if (src_root / n).is_file()]
+            classes_file = found[0] if found else None
+        src_root, groups = tile_folder(src_root, out_root, tile_size, remainder)
     dataset = FolderDataset(
         src_root, ALL_SPLIT, classes_file=classes_file, bands=bands, image_max=image_max
     )
@@ -569,21 +605,32 @@ def prepare_folder(
         "test_fraction": test_fraction,
         "seed": seed,
         "stratify": stratify,
+        **({"tile_size": tile_size, "remainder": remainder} if tile_size else {}),
     }
     out_root.mkdir(parents=True, exist_ok=True)
     if start_prepare(out_root, "folder", params, force) == "complete":
         meta: dict[str, Any] = read_meta(out_root) or {}
         return meta
-    if stratify:
-        bar = progress(
-            dataset.ids, desc="reading masks", unit="img", disable=not show_progress or None
-        )
+    # Validation and test need masks: they are drawn from the masked images only, and every
+    # image without a mask joins the training split as unlabelled pool.
+    masked = [sample_id for sample_id in dataset.ids if dataset.has_mask(sample_id)]
+    unmasked = [sample_id for sample_id in dataset.ids if not dataset.has_mask(sample_id)]
+    if groups is not None and masked:
+        from als4gan.data.folder_tiles import grouped_split
+
+        splits = grouped_split(masked, groups, val_fraction, test_fraction, seed)
+    elif stratify and masked:
+        bar = progress(masked, desc="reading masks", unit="img", disable=not show_progress or None)
         labels = [
             dominant_class(dataset.load_mask(sample_id), dataset.num_classes) for sample_id in bar
         ]
-        splits = stratified_split(dataset.ids, labels, val_fraction, test_fraction, seed)
+        splits = stratified_split(masked, labels, val_fraction, test_fraction, seed)
+    elif masked:
+        splits = random_split(masked, val_fraction, test_fraction, seed)
     else:
-        splits = random_split(dataset.ids, val_fraction, test_fraction, seed)
+        splits = {"train": [], "val": [], "test": []}
+    if unmasked:
+        splits["train"] = sorted([*splits["train"], *unmasked])
     classes_out = out_root / "classes.yaml"
     if not (classes_out.is_file() and classes_out.resolve() == Path(dataset.spec.source).resolve()):
         write_yaml(classes_out, dataset.spec.to_dict())
@@ -597,6 +644,7 @@ def prepare_folder(
         image_max=dataset.image_max,
         in_channels=dataset.in_channels,
         num_images=len(dataset.ids),
+        num_unlabelled=len(unmasked),
         split_sizes={name: len(ids) for name, ids in splits.items()},
         splits=sorted(written),
         summary=describe_splits(splits),

@@ -121,11 +121,14 @@ def _file_facts(path: Path, cache: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
-def check_samples(dataset: SegmentationDataset, ids: list[str] | None = None) -> Preflight:
+def check_samples(
+    dataset: SegmentationDataset, ids: list[str] | None = None, masks_optional: bool = False
+) -> Preflight:
     """Check the image and mask file of every sample of ``dataset`` (or of ``ids``).
 
     Datasets whose samples have no files of their own (no ``image_path``) are fingerprinted by
-    id only.
+    id only. With ``masks_optional`` an id without a mask (unlabelled) is checked by its image
+    alone; otherwise its missing mask is a problem.
     """
     chosen = list(dataset.ids if ids is None else ids)
     cache_file = _cache_path(Path(dataset.root))
@@ -136,10 +139,12 @@ def check_samples(dataset: SegmentationDataset, ids: list[str] | None = None) ->
     for sample_id in chosen:
         digest.update(sample_id.encode() + b"\0")
         sizes: list[tuple[Path, list[int]]] = []
-        for kind, path in (
-            ("image", dataset.image_path(sample_id)),
-            ("mask", dataset.mask_path(sample_id)),
-        ):
+        files: list[tuple[str, Path | None]] = [("image", dataset.image_path(sample_id))]
+        if dataset.has_mask(sample_id):
+            files.append(("mask", dataset.mask_path(sample_id)))
+        elif not masks_optional:
+            result.problems.append(f"'{sample_id}': has no mask")
+        for kind, path in files:
             if path is None:
                 continue
             facts = _file_facts(Path(path), cache)
@@ -161,7 +166,10 @@ def check_samples(dataset: SegmentationDataset, ids: list[str] | None = None) ->
 
 
 def require_readable_samples(
-    dataset: SegmentationDataset, what: str, ids: list[str] | None = None
+    dataset: SegmentationDataset,
+    what: str,
+    ids: list[str] | None = None,
+    masks_optional: bool = False,
 ) -> Preflight:
     """:func:`check_samples`, raising one error that lists every problem.
 
@@ -169,11 +177,12 @@ def require_readable_samples(
         dataset: The dataset a stage will read.
         what: What the samples are for, e.g. ``"the training split"`` (used in the message).
         ids: Only these samples (default: all of ``dataset``).
+        masks_optional: Accept ids without a mask (unlabelled images).
 
     Raises:
         DataError: If any sample cannot be used.
     """
-    result = check_samples(dataset, ids)
+    result = check_samples(dataset, ids, masks_optional)
     if result.problems:
         listed = result.problems[:MAX_LISTED]
         more = len(result.problems) - len(listed)

@@ -281,9 +281,17 @@ class Trainer:
         # traceback mid-run); the training split's fingerprint guards --resume.
         from als4gan.data.preflight import require_readable_samples
 
+        # Training images without a mask are unlabelled data; the labelled set needs masks.
         self.data_fingerprint = require_readable_samples(
-            self.train_set, f"the training split '{config.split}'"
+            self.train_set, f"the training split '{config.split}'", masks_optional=True
         ).fingerprint
+        unmasked = [i for i in self.split.labelled if not self.train_set.has_mask(i)]
+        if unmasked:
+            raise DataError(
+                f"{len(unmasked)} image(s) of the labelled set ({self.split.source}) have no "
+                f"mask, e.g. '{unmasked[0]}'. Save their masks, or finish the selection first "
+                "('als4gan select --status RUN' lists the ids still waiting)."
+            )
         if self.val_set is not None:
             require_readable_samples(self.val_set, f"the validation split '{config.val_split}'")
         self.micro_batch = check_batch_fits(config, context.world_size)
