@@ -32,6 +32,7 @@ from als4gan.active.config import DEFAULT_LABELED_RATIO, RESUME_FREE_OPTIONS, Se
 from als4gan.active.pool import STATE_FILE, PoolState
 from als4gan.active.sheet import add_histograms, class_histogram, write_contact_sheet
 from als4gan.active.strategies import (
+    LOW_BUDGET_STRATEGIES,
     PoolScores,
     QueryStrategy,
     build_strategy,
@@ -77,6 +78,7 @@ class SelectionResult:
         plan: The budget arithmetic.
         resumed_from: Rounds found finished on start (0 = fresh start).
         timing: Wall times (seconds): total, and per round train / score.
+        strategy: The strategy that ran (for ``--strategy auto``, the one it chose).
     """
 
     folder: Path
@@ -85,6 +87,7 @@ class SelectionResult:
     plan: BudgetPlan
     resumed_from: int
     timing: dict[str, Any] = field(default_factory=dict)
+    strategy: str = ""
 
 
 def resolve_select_config(config: SelectConfig) -> SelectConfig:
@@ -139,6 +142,10 @@ def resolve_select_config(config: SelectConfig) -> SelectConfig:
             f"--num-workers must be >= 0, got {config.num_workers}",
         ),
         (config.sheet_max >= 0, f"--sheet-max must be >= 0, got {config.sheet_max}"),
+        (
+            0 < config.auto_threshold <= 1,
+            f"--auto-threshold must lie in (0, 1], got {config.auto_threshold}",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -175,7 +182,10 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[
 
 def _clear_state(folder: Path) -> None:
     """Remove resume state and the outputs of an earlier selection (a fresh start)."""
-    outputs = (LABELED_FILE, UNLABELED_FILE, SELECTION_FILE, SHEET_FILE, NAMES_FILE, TIMING_FILE)
+    outputs = (
+        LABELED_FILE, UNLABELED_FILE, SELECTION_FILE, SHEET_FILE, NAMES_FILE, TIMING_FILE,
+        "embedding_map.png",
+    )  # fmt: skip
     for file in [
         folder / STATE_FILE,
         *folder.glob("acquisition_round*.pt"),
@@ -258,8 +268,18 @@ def run_selection(
         alpha=config.alpha,
         beta=config.beta,
     )
+    from als4gan.active.lowbudget import resolve_strategy_choice
+
+    strategy_name, choice = resolve_strategy_choice(config, plan)
+    if strategy_name in LOW_BUDGET_STRATEGIES:  # no model, no rounds: active/lowbudget.py
+        from als4gan.active.lowbudget import run_lowbudget_selection
+
+        result: SelectionResult = run_lowbudget_selection(
+            config, run_dir, dataset, pool, plan, strategy_name, choice, started
+        )
+        return result
     strategy = build_strategy(
-        config.strategy,
+        strategy_name,
         reduction=config.reduction,
         uncertainty=config.hybrid_uncertainty,
         factor=config.hybrid_factor,
@@ -327,24 +347,33 @@ def run_selection(
     # (defect 1 of the reference code).
     if pool.completed_rounds == 0:
         initial_seed = derive_seed(config.seed, "initial")
-        order = np.random.default_rng(initial_seed).permutation(plan.pool_size)
-        initial_ids = [pool.pool_ids[int(i)] for i in order[: plan.initial_size]]
+        initial_extra: dict[str, Any] = {"scores": None, **({"auto": choice} if choice else {})}
+        if config.initial_strategy != "random":  # pretrained embeddings: active/lowbudget.py
+            from als4gan.active.lowbudget import initial_set
+
+            initial_ids, more = initial_set(
+                config, dataset, pool.pool_ids, plan.initial_size, initial_seed, folder
+            )
+            initial_extra.update(more)
+        else:
+            order = np.random.default_rng(initial_seed).permutation(plan.pool_size)
+            initial_ids = [pool.pool_ids[int(i)] for i in order[: plan.initial_size]]
         histogram = class_histogram(dataset, initial_ids)
         pool.add_round(
             initial_ids,
             {
                 "kind": "initial",
-                "strategy": "random",
+                "strategy": config.initial_strategy,
                 "seed": initial_seed,
                 "model": None,
-                "scores": None,
+                **initial_extra,
                 "histogram": histogram,
             },
         )
         labelled_histogram = histogram
         timing_rounds.append({"round": 0, "train": 0.0, "score": 0.0})
         save_state(None)
-        log.info("round 0: %s drawn at random", _images(len(initial_ids)))
+        log.info("round 0: %s chosen by %s", _images(len(initial_ids)), config.initial_strategy)
 
     for round_index in range(pool.completed_rounds, plan.num_rounds + 1):
         size = plan.round_sizes[round_index - 1]
@@ -469,7 +498,7 @@ def _finish(
         rounds_of,
         title=(
             f"{dataset.name} {config.split}: {config.strategy} selection of {plan.budget} of "
-            f"{plan.pool_size} images (seed {config.seed}; r0 = initial random set)"
+            f"{plan.pool_size} images (seed {config.seed}; r0 = {pool.rounds[0]['strategy']} set)"
         ),
         max_images=config.sheet_max,
     )
@@ -522,6 +551,7 @@ def _finish(
         plan=plan,
         resumed_from=resumed_from,
         timing=timing,
+        strategy=strategy.name,
     )
 
 

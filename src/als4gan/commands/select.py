@@ -25,6 +25,8 @@ examples:
   als4gan select --root data/synthetic --labeled-ratio 0.05 --strategy entropy \\
       --model resnet18 --epochs 10 --image-size 128 --out runs/entropy5
   als4gan select --root data/synthetic --budget 20 --strategy random --out runs/random20
+  als4gan select --root data/synthetic --labeled-ratio 0.03 --strategy typiclust \\
+      --model mobilenet_v2 --pretrained imagenet --image-size 128 --out runs/typiclust3
   als4gan select --root data/synthetic --labeled-ratio 0.1 --acquisition segmentation \\
       --strategy hybrid --reduction class-balanced --epochs 5 --image-size 128 --out runs/seg
 """
@@ -97,9 +99,15 @@ def run(args: argparse.Namespace) -> int:
         RunDir(args.out).mark_failed_if_running("select", err)
         raise
     plan = result.plan
-    print(
-        f"selected {len(result.labelled)} of {plan.pool_size} images "
-        f"({plan.initial_size} random + {plan.num_rounds} round(s) of {config.strategy}) -> "
-        f"{result.folder}"
+    from als4gan.active.strategies import LOW_BUDGET_STRATEGIES
+
+    how = (
+        f"all by {result.strategy} on pretrained embeddings"
+        if result.strategy in LOW_BUDGET_STRATEGIES
+        else f"{plan.initial_size} {config.initial_strategy} + {plan.num_rounds} round(s) of "
+        f"{result.strategy}"
     )
+    auto = " (chosen by --strategy auto)" if config.strategy == "auto" else ""
+    count = f"{len(result.labelled)} of {plan.pool_size} images"
+    print(f"selected {count} ({how}){auto} -> {result.folder}")
     return 0
