@@ -26,7 +26,9 @@ def test_typiclust_select_is_deterministic_caches_embeddings_and_draws_a_map(
     assert "all by typiclust on pretrained embeddings" in capsys.readouterr().out
     assert _select(synthetic_root, second, *args) == 0
     folder = first / "selection"
-    assert (folder / "labeled.txt").read_text() == (second / "selection" / "labeled.txt").read_text()
+    assert (folder / "labeled.txt").read_text() == (
+        second / "selection" / "labeled.txt"
+    ).read_text()
     assert len(read_ids(folder / "labeled.txt")) == 5  # B = ceil(0.2 x 22), as for any strategy
     record = read_json(folder / "selection.json")
     assert record["strategy"] == "typiclust"
@@ -103,10 +105,13 @@ def test_run_grid_with_low_budget_strategies_and_initial_set(
     entropy = read_json(selections / "entropy_r0.2_s0" / "selection" / "selection.json")
     # the pool was embedded once, in the experiment's cache, for every cell
     assert (exp / "embeddings" / "embeddings.npy").is_file()
-    assert typical["rounds"][0]["embeddings"]["ids_sha256"] == (
-        entropy["rounds"][0]["embeddings"]["ids_sha256"]
+    assert (
+        typical["rounds"][0]["embeddings"]["ids_sha256"]
+        == (entropy["rounds"][0]["embeddings"]["ids_sha256"])
     )
     # entropy's initial set of n0 = 2 was chosen by typiclust
     assert entropy["rounds"][0]["strategy"] == "typiclust"
     assert len(entropy["rounds"][0]["ids"]) == 2
-    assert "typiclust_r0.2_s0_supervised" in (exp / "report.html").read_text()
+    html = (exp / "report.html").read_text()
+    assert "typiclust_r0.2_s0_supervised" in html
+    assert "selection/embedding_map.png" in html  # the PCA map of the picks
