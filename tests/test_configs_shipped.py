@@ -52,6 +52,9 @@ def test_demo_experiment_is_valid(tmp_path: Path) -> None:
     spec = parse_experiment(config, "demo.yaml", tmp_path)
     assert len(expand_grid(spec.grid)) == 3 * 2 * 2 + 2  # + one reference per seed
     _check_stage_flags(spec.select, spec.train, spec.evaluate, "synthetic")
+    low = demo_experiment(str(tmp_path), strategies=["random", "typiclust", "probcover"])
+    spec = parse_experiment(low, "demo.yaml", tmp_path)
+    assert spec.grid.strategies == ["random", "typiclust", "probcover"]
 
 
 def test_lowbudget_config_reuses_the_pretrained_grid() -> None:

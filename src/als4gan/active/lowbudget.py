@@ -152,10 +152,10 @@ def pool_embeddings(
     if array_file.is_file() and meta_file.is_file():
         saved = read_json(meta_file)
         if isinstance(saved, dict) and all(saved.get(k) == v for k, v in key.items()):
-            array = np.load(array_file, mmap_mode="r")
-            if array.shape == (len(ids), int(saved.get("dim", -1))):
+            cached = np.load(array_file, mmap_mode="r")
+            if cached.shape == (len(ids), int(saved.get("dim", -1))):
                 log.info("reusing the pool embeddings in %s", array_file)
-                return array, {**saved, "reused": True, "seconds": 0.0}
+                return cached, {**saved, "reused": True, "seconds": 0.0}
         log.info("%s belongs to another pool or backbone: recomputing it", array_file)
     cache.mkdir(parents=True, exist_ok=True)
     network.to(device).eval()

@@ -35,7 +35,8 @@ def _rows(points: np.ndarray, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` as float32, L2-normalised (zero rows stay zero)."""
     block = np.asarray(points[start:stop], dtype=np.float32)
     norms = np.linalg.norm(block, axis=1, keepdims=True)
-    return block / np.maximum(norms, 1e-12)
+    result: np.ndarray = block / np.maximum(norms, 1e-12)
+    return result
 
 
 def normalised(points: np.ndarray) -> np.ndarray:
@@ -47,7 +48,8 @@ def _sq_dist(block: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances ``(len(block), len(centres))``, clipped at 0."""
     cross = block @ centres.T
     dist = (block * block).sum(1)[:, None] + (centres * centres).sum(1)[None, :] - 2 * cross
-    return np.maximum(dist, 0.0)
+    clipped: np.ndarray = np.maximum(dist, 0.0)
+    return clipped
 
 
 def kmeans(
@@ -223,7 +225,8 @@ def nearest_other_cluster(points: np.ndarray, clusters: np.ndarray) -> np.ndarra
             result[start : start + len(block)] = np.minimum(
                 result[start : start + len(block)], dist.min(axis=1)
             )
-    return np.sqrt(result)
+    distances: np.ndarray = np.sqrt(result)
+    return distances
 
 
 def purity_delta(

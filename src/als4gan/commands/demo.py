@@ -66,6 +66,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "initialisation with a warning); 'none' = random initialisation"
         ),
     )
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=(
+            "selection strategies compared (default: random entropy hybrid); e.g. "
+            "'random entropy typiclust probcover' adds the low-budget strategies on the "
+            "pretrained embeddings (each strategy adds two training runs per seed)"
+        ),
+    )
     parser.add_argument("--force", action="store_true", help="redo everything from scratch")
     parser.add_argument(
         "--keep-checkpoints",
@@ -74,8 +85,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def demo_experiment(out: str, seeds: int = 1, pretrained: str = "imagenet") -> dict[str, Any]:
+def demo_experiment(
+    out: str,
+    seeds: int = 1,
+    pretrained: str = "imagenet",
+    strategies: list[str] | None = None,
+) -> dict[str, Any]:
     """The demo as an experiment config mapping (what ``demo.yaml`` holds)."""
+    grid = {**DEMO_GRID, "seeds": list(range(seeds))}
+    if strategies:
+        grid["strategies"] = list(strategies)
     return {
         "name": "demo",
         "out": out,
@@ -84,7 +103,7 @@ def demo_experiment(out: str, seeds: int = 1, pretrained: str = "imagenet") -> d
             "root": f"{out}/data",
             "prepare": {"kind": "synthetic", **DEMO_DATA},
         },
-        "grid": {**DEMO_GRID, "seeds": list(range(seeds))},
+        "grid": grid,
         "select": {**DEMO_SELECT, "pretrained": pretrained},
         "train": {**DEMO_TRAIN, "pretrained": pretrained},
         "evaluate": dict(DEMO_EVALUATE),
@@ -126,14 +145,14 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ConfigError("--seeds must be at least 1")
     out = Path(args.out).resolve()
-    config = demo_experiment(str(out), args.seeds, usable_weights(args.pretrained))
+    config = demo_experiment(str(out), args.seeds, usable_weights(args.pretrained), args.strategies)
     out.mkdir(parents=True, exist_ok=True)
     write_yaml(out / "demo.yaml", config)
     spec = parse_experiment(config, str(out / "demo.yaml"), out)
     cells = expand_grid(spec.grid)
     started = time.monotonic()
     print(
-        f"ALS4GAN demo: {len(cells)} runs (strategies {', '.join(DEMO_GRID['strategies'])} x "
+        f"ALS4GAN demo: {len(cells)} runs (strategies {', '.join(spec.grid.strategies)} x "
         f"methods s4gan, supervised; {DEMO_GRID['ratios'][0]:.0%} labelled; plus a fully "
         f"supervised reference per seed) -> {out}",
         flush=True,

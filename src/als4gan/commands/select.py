@@ -15,7 +15,9 @@ B = ceil(R x N) (or --budget); an initial random set of n0 = max(1, floor(alpha 
 rounds of q = max(1, ceil(beta x n0)) images chosen by the strategy until exactly B are labelled.
 Each round the acquisition model (an image classifier, or a segmentation network) is refitted
 on the labelled images and scores the unlabelled pool. An interrupted selection resumes from
-its last finished round when run again with the same options.
+its last finished round when run again with the same options. For small budgets, typiclust and
+probcover train no model: they choose all B images in one pass from the pool's pretrained
+embeddings (cached); --strategy auto picks by budget (docs/selection.md).
 
 Writes RUN_DIR/selection/: labeled.txt, unlabeled.txt, selection.json, config.yaml,
 contact_sheet.png, labeled_names.npy (the reference code's list), timing.json.
