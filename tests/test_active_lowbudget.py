@@ -206,3 +206,12 @@ def test_embeddings_stream_with_flat_memory_and_are_reused(
     other, meta = lowbudget.pool_embeddings(config, _TinyPool(), ids[:-1], tmp_path / "small")  # type: ignore[arg-type]
     assert not meta["reused"] and other.shape == (1_999, 6)
     assert np.array_equal(np.asarray(again[:10]), np.asarray(other[:10]))
+
+
+def test_pca_map_small_and_large_pools_agree() -> None:
+    """The Gram route (N <= D) and the scatter route give the same map up to rounding."""
+    points, _ = _blobs([3, 3], spread=0.2)  # 6 rows of width 8: Gram route
+    small = pca_2d(points)
+    wide = np.concatenate([points, points + 1e-9])  # 12 rows: scatter route
+    large = pca_2d(wide)[:6]
+    assert np.allclose(np.abs(small), np.abs(large), atol=1e-5)

@@ -155,7 +155,8 @@ def pool_embeddings(
             cached = np.load(array_file, mmap_mode="r")
             if cached.shape == (len(ids), int(saved.get("dim", -1))):
                 log.info("reusing the pool embeddings in %s", array_file)
-                return cached, {**saved, "reused": True, "seconds": 0.0}
+                seconds = time.perf_counter() - started
+                return cached, {**saved, "reused": True, "seconds": seconds}
         log.info("%s belongs to another pool or backbone: recomputing it", array_file)
     cache.mkdir(parents=True, exist_ok=True)
     network.to(device).eval()

@@ -348,10 +348,23 @@ def probcover(
 def pca_2d(points: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
     """``(N, 2)`` projection of L2-normalised rows on their two principal axes (chunked).
 
-    Signs are fixed (largest |loading| positive) so the map does not flip between runs.
+    Signs are fixed (largest |loading| positive) so the map does not flip between runs. A pool
+    smaller than the embedding width is projected through its ``N x N`` Gram matrix (a small
+    eigenproblem), a larger one through the ``D x D`` scatter matrix, accumulated in chunks.
     """
     count = len(points)
     dim = points.shape[1]
+    if count <= dim:
+        rows = _rows(points, 0, count).astype(np.float64)
+        rows -= rows.mean(axis=0)
+        values, vectors = np.linalg.eigh(rows @ rows.T)
+        top = np.argsort(values)[::-1][:2]
+        projected = vectors[:, top] * np.sqrt(np.maximum(values[top], 0.0))
+        if projected.shape[1] < 2:
+            projected = np.pad(projected, ((0, 0), (0, 2 - projected.shape[1])))
+        signs = np.sign(projected[np.abs(projected).argmax(axis=0), np.arange(2)])
+        gram_result: np.ndarray = projected * np.where(signs == 0, 1.0, signs)
+        return gram_result
     total = np.zeros(dim)
     for start in range(0, count, chunk):
         total += _rows(points, start, start + chunk).sum(0, dtype=np.float64)
