@@ -34,7 +34,12 @@ def test_typiclust_select_is_deterministic_caches_embeddings_and_draws_a_map(
     assert record["strategy"] == "typiclust"
     (only,) = record["rounds"]
     assert only["kind"] == "lowbudget" and only["typiclust"]["clusters"] == 5
-    assert only["embeddings"]["backbone"] == "resnet18" and not only["embeddings"]["reused"]
+    assert only["embeddings"]["backbone"] == "resnet18"
+    assert not read_json(folder / "timing.json")["rounds"][0]["embeddings_reused"]
+    # byte-identical selection files (cache use and wall times live in timing.json)
+    assert (folder / "selection.json").read_bytes() == (
+        second / "selection" / "selection.json"
+    ).read_bytes()
     meta = read_json(folder / "embeddings.json")
     assert len(meta["weights_sha256"]) == 64 and meta["count"] == 22
     assert (folder / "embedding_map.png").read_bytes()[:4] == b"\x89PNG"
@@ -42,7 +47,7 @@ def test_typiclust_select_is_deterministic_caches_embeddings_and_draws_a_map(
     assert _select(synthetic_root, first, "--labeled-ratio", "0.2", "--strategy", "probcover",
                    "--force") == 0  # fmt: skip
     record = read_json(folder / "selection.json")
-    assert record["rounds"][0]["embeddings"]["reused"]
+    assert read_json(folder / "timing.json")["rounds"][0]["embeddings_reused"]
     assert record["rounds"][0]["probcover"]["delta_choice"]["purity"] >= 0.95
 
 

@@ -190,8 +190,8 @@ def pool_embeddings(
 
 
 def _record(meta: dict[str, Any]) -> dict[str, Any]:
-    """The embedding facts kept in ``selection.json`` (no id list, no wall time)."""
-    skip = {"ids", "seconds", "format", "version"}
+    """The embedding facts kept in ``selection.json`` (no id list, wall time or cache use)."""
+    skip = {"ids", "seconds", "reused", "format", "version"}
     return {k: v for k, v in meta.items() if k not in skip}
 
 
@@ -204,11 +204,11 @@ def pick(
     count: int,
     seed: int,
     folder: Path,
-) -> tuple[list[str], dict[str, Any], float]:
+) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
     """Pick ``count`` unlabelled ids with low-budget strategy ``name``.
 
     Returns:
-        ``(ids in pick order, record for selection.json, seconds spent embedding)``.
+        ``(ids in pick order, record for selection.json, embedding timing: seconds, reused)``.
     """
     cache = Path(config.embedding_cache) if config.embedding_cache else folder
     points, meta = pool_embeddings(config, dataset, pool_ids, cache)
@@ -229,7 +229,8 @@ def pick(
         name: result.details,
         "scores": [float(s) for s in result.scores],
     }
-    return [pool_ids[i] for i in rows], record, float(meta["seconds"])
+    timing = {"seconds": float(meta["seconds"]), "reused": bool(meta["reused"])}
+    return [pool_ids[i] for i in rows], record, timing
 
 
 def write_embedding_map(
@@ -289,9 +290,10 @@ def run_lowbudget_selection(
     )
     seed = derive_seed(config.seed, "lowbudget", name)
     picked_at = time.perf_counter()
-    ids, record, embed_seconds = pick(
+    ids, record, embedding = pick(
         config, dataset, pool.pool_ids, [], name, plan.budget, seed, folder
     )
+    embed_seconds = embedding["seconds"]
     select_seconds = time.perf_counter() - picked_at - embed_seconds
     histogram = class_histogram(dataset, ids)
     pool.add_round(
@@ -306,7 +308,15 @@ def run_lowbudget_selection(
             **({"auto": choice} if choice else {}),
         },
     )
-    timing = [{"round": 0, "train": 0.0, "score": embed_seconds, "select": select_seconds}]
+    timing = [
+        {
+            "round": 0,
+            "train": 0.0,
+            "score": embed_seconds,
+            "select": select_seconds,
+            "embeddings_reused": embedding["reused"],
+        }
+    ]
     strategy = build_strategy(name, num_classes=dataset.num_classes)
     return _finish(
         run_dir, folder, dataset, config, config_dict, plan, pool, strategy, None,
