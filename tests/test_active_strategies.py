@@ -229,6 +229,8 @@ def test_registry_lists_valid_names() -> None:
         "bald",
         "coreset",
         "hybrid",
+        "typiclust",
+        "probcover",
     }
     with pytest.raises(ConfigError) as info:
         build_strategy("maximum-fun")

@@ -52,3 +52,20 @@ def test_demo_experiment_is_valid(tmp_path: Path) -> None:
     spec = parse_experiment(config, "demo.yaml", tmp_path)
     assert len(expand_grid(spec.grid)) == 3 * 2 * 2 + 2  # + one reference per seed
     _check_stage_flags(spec.select, spec.train, spec.evaluate, "synthetic")
+    low = demo_experiment(str(tmp_path), strategies=["random", "typiclust", "probcover"])
+    spec = parse_experiment(low, "demo.yaml", tmp_path)
+    assert spec.grid.strategies == ["random", "typiclust", "probcover"]
+
+
+def test_lowbudget_config_reuses_the_pretrained_grid() -> None:
+    """deepglobe_lowbudget.yaml shares the settings and folder of deepglobe_pretrained.yaml."""
+    from als4gan.experiment import _normalise, _spec_to_dict
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    low = load_experiment(root / "deepglobe_lowbudget.yaml")
+    base = load_experiment(root / "deepglobe_pretrained.yaml")
+    assert low.out_dir == base.out_dir
+    low_dict, base_dict = _normalise(_spec_to_dict(low)), _normalise(_spec_to_dict(base))
+    for section in ("dataset", "select", "train", "evaluate"):  # what the same-settings check reads
+        assert low_dict[section] == base_dict[section], section
+    assert {"typiclust", "probcover"} <= set(low.grid.strategies)

@@ -894,6 +894,9 @@ class ExperimentRunner:
                 str(cell.seed),
                 "--out",
                 str(run_dir),
+                # pretrained embeddings (typiclust, probcover) computed once for all cells
+                "--embedding-cache",
+                str(self.out / "embeddings"),
                 *to_flags(self.spec.select),
                 *(["--force"] if self.force else []),
             ]

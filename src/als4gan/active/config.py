@@ -19,7 +19,10 @@ MODEL_CHOICES: tuple[str, ...] = (
 #: ``--model auto``: the paper's ResNet-50 for the classifier, a small ResNet-18 for segmentation.
 DEFAULT_MODELS: dict[str, str] = {"classifier": "resnet50", "segmentation": "resnet18"}
 #: Options that may change between an interrupted selection and its resumption.
-RESUME_FREE_OPTIONS: frozenset[str] = frozenset({"num_workers", "sheet_max"})
+RESUME_FREE_OPTIONS: frozenset[str] = frozenset({"num_workers", "sheet_max", "embedding_cache"})
+#: ``--strategy auto``: below this labelled share of the pool a low-budget strategy is used
+#: (docs/selection.md, "Which strategy at which budget").
+DEFAULT_AUTO_THRESHOLD = 0.1
 #: Labelled ratio used when neither --labeled-ratio nor --budget is given (the paper's 5%).
 DEFAULT_LABELED_RATIO = 0.05
 
@@ -56,7 +59,35 @@ class SelectConfig:
             "bald",
             "coreset",
             "hybrid",
+            "typiclust",
+            "probcover",
+            "auto",
         ),
+    )
+    initial_strategy: str = option(
+        "random",
+        "how the initial set of n0 images is chosen: random (paper), or typiclust / probcover "
+        "on pretrained embeddings",
+        choices=("random", "typiclust", "probcover"),
+    )
+    auto_threshold: float = option(
+        DEFAULT_AUTO_THRESHOLD,
+        "--strategy auto: below this share B/N of the pool use --auto-low, else --auto-high",
+        metavar="SHARE",
+    )
+    auto_low: str = option(
+        "typiclust", "--strategy auto: strategy at low budgets", choices=("typiclust", "probcover")
+    )
+    auto_high: str = option(
+        "hybrid",
+        "--strategy auto: strategy at higher budgets",
+        choices=("entropy", "margin", "least-confidence", "bald", "coreset", "hybrid", "random"),
+    )
+    embedding_cache: str | None = option(
+        None,
+        "typiclust / probcover: folder caching the pool's pretrained embeddings (default: "
+        "RUN_DIR/selection; reused when pool, backbone, weights and image size match)",
+        metavar="DIR",
     )
     seed: int = option(0, "seed of every random step (same seed -> same selection)")
 

@@ -46,6 +46,7 @@ from als4gan.active.package import (
 from als4gan.active.pool import STATE_FILE, PoolState
 from als4gan.active.sheet import add_histograms, class_histogram, write_contact_sheet
 from als4gan.active.strategies import (
+    LOW_BUDGET_STRATEGIES,
     PoolScores,
     QueryStrategy,
     build_strategy,
@@ -96,6 +97,7 @@ class SelectionResult:
         waiting_for: Ids of that round still without a mask.
         package: That round's annotation package folder.
         next_steps: What to do next, for a waiting selection (printed by the command).
+        strategy: The strategy that ran (for ``--strategy auto``, the one it chose).
     """
 
     folder: Path
@@ -113,6 +115,8 @@ class SelectionResult:
     def waiting(self) -> bool:
         """Whether the selection waits for masks (``--oracle human``)."""
         return self.waiting_round is not None
+
+    strategy: str = ""
 
 
 def resolve_select_config(config: SelectConfig) -> SelectConfig:
@@ -167,6 +171,10 @@ def resolve_select_config(config: SelectConfig) -> SelectConfig:
             f"--num-workers must be >= 0, got {config.num_workers}",
         ),
         (config.sheet_max >= 0, f"--sheet-max must be >= 0, got {config.sheet_max}"),
+        (
+            0 < config.auto_threshold <= 1,
+            f"--auto-threshold must lie in (0, 1], got {config.auto_threshold}",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -203,7 +211,10 @@ def _config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[
 
 def _clear_state(folder: Path) -> None:
     """Remove resume state and the outputs of an earlier selection (a fresh start)."""
-    outputs = (LABELED_FILE, UNLABELED_FILE, SELECTION_FILE, SHEET_FILE, NAMES_FILE, TIMING_FILE)
+    outputs = (
+        LABELED_FILE, UNLABELED_FILE, SELECTION_FILE, SHEET_FILE, NAMES_FILE, TIMING_FILE,
+        "embedding_map.png",
+    )  # fmt: skip
     for file in [
         folder / STATE_FILE,
         *folder.glob("acquisition_round*.pt"),
@@ -335,8 +346,24 @@ def run_selection(
     )
     if initial_ids is not None:
         plan = plan_with_initial(plan, pool, initial_ids)
+    from als4gan.active.lowbudget import resolve_strategy_choice
+
+    strategy_name, choice = resolve_strategy_choice(config, plan)
+    if strategy_name in LOW_BUDGET_STRATEGIES:  # no model, no rounds: active/lowbudget.py
+        if human:
+            raise ConfigError(
+                f"--strategy {strategy_name} picks the whole budget at once from pretrained "
+                "embeddings; with '--oracle human' use it as the initial set instead "
+                f"(--initial-strategy {strategy_name} with an uncertainty --strategy)"
+            )
+        from als4gan.active.lowbudget import run_lowbudget_selection
+
+        result: SelectionResult = run_lowbudget_selection(
+            config, run_dir, dataset, pool, plan, strategy_name, choice, started
+        )
+        return result
     strategy = build_strategy(
-        config.strategy,
+        strategy_name,
         reduction=config.reduction,
         uncertainty=config.hybrid_uncertainty,
         factor=config.hybrid_factor,
@@ -490,19 +517,30 @@ def run_selection(
     # (defect 1 of the reference code).
     if pool.completed_rounds == 0:
         initial_seed = derive_seed(config.seed, "initial")
-        if initial_ids is None:
-            order = np.random.default_rng(initial_seed).permutation(plan.pool_size)
-            first = [pool.pool_ids[int(i)] for i in order[: plan.initial_size]]
-        else:
-            first = list(initial_ids)
         initial: dict[str, Any] = {
             "kind": "initial",
             "strategy": "random" if initial_ids is None else "given",
             "seed": initial_seed if initial_ids is None else None,
             "model": None,
             "scores": None,
+            **({"auto": choice} if choice else {}),
         }
-        how = "drawn at random" if initial_ids is None else "given by --initial"
+        if initial_ids is not None:
+            first = list(initial_ids)
+            how = "given by --initial"
+        elif config.initial_strategy != "random":  # pretrained embeddings: active/lowbudget.py
+            from als4gan.active.lowbudget import initial_set
+
+            first, more = initial_set(
+                config, dataset, pool.pool_ids, plan.initial_size, initial_seed, folder
+            )
+            initial["strategy"] = config.initial_strategy
+            initial.update(more)
+            how = f"chosen by {config.initial_strategy}"
+        else:
+            order = np.random.default_rng(initial_seed).permutation(plan.pool_size)
+            first = [pool.pool_ids[int(i)] for i in order[: plan.initial_size]]
+            how = "drawn at random"
         log.info("round 0: %s %s", _images(len(first)), how)
         missing = settle(first, initial, None, {"round": 0, "train": 0.0, "score": 0.0})
         if missing:
@@ -634,7 +672,7 @@ def _finish(
         rounds_of,
         title=(
             f"{dataset.name} {config.split}: {config.strategy} selection of {plan.budget} of "
-            f"{plan.pool_size} images (seed {config.seed}; r0 = initial random set)"
+            f"{plan.pool_size} images (seed {config.seed}; r0 = {pool.rounds[0]['strategy']} set)"
         ),
         max_images=config.sheet_max,
     )
@@ -687,6 +725,7 @@ def _finish(
         plan=plan,
         resumed_from=resumed_from,
         timing=timing,
+        strategy=strategy.name,
     )
 
 

@@ -425,6 +425,68 @@ class HybridStrategy(QueryStrategy):
         return Selection(indices=chosen, scores=scores[chosen])
 
 
+class _LowBudgetStrategy(QueryStrategy):
+    """Base of the strategies on fixed pretrained embeddings (no acquisition model)."""
+
+    needs_model = False
+    needs_scores = False
+    needs_embeddings = True
+
+    def __init__(self, num_classes: int = 2, **options: Any) -> None:
+        super().__init__(**options)
+        self.num_classes = num_classes
+        #: What the last :meth:`select` decided (clusters, delta, coverage...).
+        self.details: dict[str, Any] = {}
+
+    def pick(self, points: np.ndarray, labelled: np.ndarray, k: int, seed: int) -> Any:
+        """Pick ``k`` rows of the whole pool ``points`` (``labelled``: boolean mask)."""
+        raise NotImplementedError
+
+    def select(self, pool: PoolScores, k: int, seed: int) -> Selection:
+        """Pick among the unlabelled embeddings, the labelled ones counting as chosen."""
+        if pool.embeddings is None:
+            raise ValueError(f"the {self.name} strategy needs embeddings of the pool")
+        unlabelled = np.asarray(pool.embeddings)
+        known = pool.labelled_embeddings
+        before = 0 if known is None else len(known)
+        points = unlabelled if not before else np.concatenate([np.asarray(known), unlabelled])
+        mask = np.zeros(len(points), dtype=bool)
+        mask[:before] = True
+        result = self.pick(points, mask, k, seed)
+        self.details = result.details
+        return Selection(indices=result.indices - before, scores=result.scores)
+
+
+class TypiClustStrategy(_LowBudgetStrategy):
+    """TypiClust (Hacohen et al. 2022): the most typical image of each uncovered cluster."""
+
+    name = "typiclust"
+
+    def pick(self, points: np.ndarray, labelled: np.ndarray, k: int, seed: int) -> Any:
+        """See :func:`als4gan.active.typical.typiclust`."""
+        from als4gan.active.typical import typiclust
+
+        return typiclust(points, labelled, k, seed)
+
+
+class ProbCoverStrategy(_LowBudgetStrategy):
+    """ProbCover (Yehuda et al. 2022): greedy coverage of delta-balls, delta by purity."""
+
+    name = "probcover"
+
+    def pick(self, points: np.ndarray, labelled: np.ndarray, k: int, seed: int) -> Any:
+        """Choose delta by the purity rule, then :func:`als4gan.active.typical.probcover`."""
+        from als4gan.active.typical import probcover, purity_delta
+
+        delta, record = purity_delta(points, self.num_classes, seed)
+        result = probcover(points, labelled, k, seed, delta=delta)
+        result.details = {**result.details, "delta_choice": record}
+        return result
+
+
+#: Strategies that need no trained model: they read pretrained embeddings (docs/selection.md).
+LOW_BUDGET_STRATEGIES: tuple[str, ...] = ("typiclust", "probcover")
+
 #: Strategy name -> class. ``higher score = labelled first`` for all of them.
 STRATEGIES: dict[str, type[QueryStrategy]] = {
     "random": RandomStrategy,
@@ -434,6 +496,8 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
     "bald": BALDStrategy,
     "coreset": CoreSetStrategy,
     "hybrid": HybridStrategy,
+    "typiclust": TypiClustStrategy,
+    "probcover": ProbCoverStrategy,
 }
 
 #: Other spellings accepted, e.g. the reference code's ``uncertainty`` (= least confidence).
@@ -455,7 +519,8 @@ def build_strategy(name: str, **options: Any) -> QueryStrategy:
     Args:
         name: A key of :data:`STRATEGIES` (or an alias in :data:`STRATEGY_ALIASES`).
         **options: ``reduction``, ``class_weights``; for ``hybrid`` also ``uncertainty`` and
-            ``factor``. Options a strategy does not take are ignored.
+            ``factor``; for ``typiclust`` and ``probcover`` also ``num_classes``. Options a
+            strategy does not take are ignored.
 
     Raises:
         ConfigError: If ``name`` is unknown (the message lists the valid names).
@@ -467,4 +532,6 @@ def build_strategy(name: str, **options: Any) -> QueryStrategy:
     accepted = {"reduction", "class_weights"}
     if cls is HybridStrategy:
         accepted |= {"uncertainty", "factor"}
+    if issubclass(cls, _LowBudgetStrategy):
+        accepted |= {"num_classes"}
     return cls(**{k: v for k, v in options.items() if k in accepted})

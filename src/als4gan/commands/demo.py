@@ -76,6 +76,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "weak-to-strong consistency method, about 3x the training time of s4gan per run)"
         ),
     )
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=(
+            "selection strategies compared (default: random entropy hybrid); e.g. "
+            "'random entropy typiclust probcover' adds the low-budget strategies on the "
+            "pretrained embeddings (each strategy adds two training runs per seed)"
+        ),
+    )
     parser.add_argument("--force", action="store_true", help="redo everything from scratch")
     parser.add_argument(
         "--keep-checkpoints",
@@ -89,11 +100,14 @@ def demo_experiment(
     seeds: int = 1,
     pretrained: str = "imagenet",
     methods: list[str] | None = None,
+    strategies: list[str] | None = None,
 ) -> dict[str, Any]:
     """The demo as an experiment config mapping (what ``demo.yaml`` holds)."""
     grid = {**DEMO_GRID, "seeds": list(range(seeds))}
     if methods is not None:
         grid["methods"] = list(methods)
+    if strategies:
+        grid["strategies"] = list(strategies)
     return {
         "name": "demo",
         "out": out,
@@ -145,14 +159,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--seeds must be at least 1")
     out = Path(args.out).resolve()
     methods = list(getattr(args, "methods", None) or DEMO_GRID["methods"])
-    config = demo_experiment(str(out), args.seeds, usable_weights(args.pretrained), methods)
+    config = demo_experiment(
+        str(out), args.seeds, usable_weights(args.pretrained), methods, args.strategies
+    )
     out.mkdir(parents=True, exist_ok=True)
     write_yaml(out / "demo.yaml", config)
     spec = parse_experiment(config, str(out / "demo.yaml"), out)
     cells = expand_grid(spec.grid)
     started = time.monotonic()
     print(
-        f"ALS4GAN demo: {len(cells)} runs (strategies {', '.join(DEMO_GRID['strategies'])} x "
+        f"ALS4GAN demo: {len(cells)} runs (strategies {', '.join(spec.grid.strategies)} x "
         f"methods {', '.join(methods)}; {DEMO_GRID['ratios'][0]:.0%} labelled; plus a fully "
         f"supervised reference per seed) -> {out}",
         flush=True,

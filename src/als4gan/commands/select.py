@@ -15,7 +15,9 @@ B = ceil(R x N) (or --budget); an initial random set of n0 = max(1, floor(alpha 
 rounds of q = max(1, ceil(beta x n0)) images chosen by the strategy until exactly B are labelled.
 Each round the acquisition model (an image classifier, or a segmentation network) is refitted
 on the labelled images and scores the unlabelled pool. An interrupted selection resumes from
-its last finished round when run again with the same options.
+its last finished round when run again with the same options. For small budgets, typiclust and
+probcover train no model: they choose all B images in one pass from the pool's pretrained
+embeddings (cached); --strategy auto picks by budget (docs/selection.md).
 
 Writes RUN_DIR/selection/: labeled.txt, unlabeled.txt, selection.json, config.yaml,
 contact_sheet.png, labeled_names.npy (the reference code's list), timing.json.
@@ -33,6 +35,8 @@ examples:
   als4gan select --root data/synthetic --budget 20 --strategy random --out runs/random20
   als4gan select --dataset folder --root data/pool --budget 20 --oracle human --out runs/pool
   als4gan select --status runs/pool
+  als4gan select --root data/synthetic --labeled-ratio 0.03 --strategy typiclust \\
+      --model mobilenet_v2 --pretrained imagenet --image-size 128 --out runs/typiclust3
   als4gan select --root data/synthetic --labeled-ratio 0.1 --acquisition segmentation \\
       --strategy hybrid --reduction class-balanced --epochs 5 --image-size 128 --out runs/seg
 """
@@ -159,9 +163,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"waiting: {len(result.labelled)} of {plan.budget} images labelled so far")
         print(result.next_steps)
         return 0
-    print(
-        f"selected {len(result.labelled)} of {plan.pool_size} images "
-        f"({plan.initial_size} random + {plan.num_rounds} round(s) of {config.strategy}) -> "
-        f"{result.folder}"
+    from als4gan.active.strategies import LOW_BUDGET_STRATEGIES
+
+    how = (
+        f"all by {result.strategy} on pretrained embeddings"
+        if result.strategy in LOW_BUDGET_STRATEGIES
+        else f"{plan.initial_size} {'given' if args.initial else config.initial_strategy} + "
+        f"{plan.num_rounds} round(s) of {result.strategy}"
     )
+    auto = " (chosen by --strategy auto)" if config.strategy == "auto" else ""
+    count = f"{len(result.labelled)} of {plan.pool_size} images"
+    print(f"selected {count} ({how}){auto} -> {result.folder}")
     return 0

@@ -373,7 +373,30 @@ def section_selection(run: RunInfo) -> str:
         facts.append(f"{len(meta['rounds'])} query round(s)")
     if meta.get("seed") is not None:
         facts.append(f"seed {esc(meta['seed'])}")
+    rounds = meta.get("rounds")
+    if isinstance(rounds, list) and rounds and isinstance(rounds[0], dict):
+        auto = rounds[0].get("auto")
+        if isinstance(auto, dict) and auto.get("reason"):
+            facts.append(f"chosen by <code>--strategy auto</code>: {esc(auto['reason'])}")
     header = f'<p class="muted">{"; ".join(facts)}.</p>' if facts else ""
+    return _selection_images(run, header) + _embedding_map(run)
+
+
+def _embedding_map(run: RunInfo) -> str:
+    """The PCA map of the pool's pretrained embeddings (typiclust, probcover, initial sets)."""
+    if run.embedding_map is None:
+        return ""
+    return figure(
+        run.embedding_map.read_bytes(),
+        "The pool on the two principal axes of its pretrained embeddings, the chosen images "
+        "in red, numbered in pick order (<code>selection/embedding_map.png</code>): picks "
+        "spread over the map cover the pool.",
+        "map of the pool's embeddings with the chosen images",
+    )
+
+
+def _selection_images(run: RunInfo, header: str) -> str:
+    """The contact sheet part of :func:`section_selection`."""
     if run.contact_sheet is not None:
         count = f"{len(run.selection_ids)} images" if run.selection_ids is not None else "images"
         return header + figure(

@@ -55,6 +55,7 @@ class RunInfo:
     trained_ids: list[str] | None = None
     selection_meta: dict[str, Any] | None = None
     contact_sheet: Path | None = None
+    embedding_map: Path | None = None
     checkpoint: Path | None = None
     status: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -173,6 +174,8 @@ def load_run(path: str | Path, name: str | None = None) -> RunInfo:
         info.trained_ids = _read(folder / "train_labeled.txt", read_ids, problems)
     if (selection / "contact_sheet.png").is_file():
         info.contact_sheet = selection / "contact_sheet.png"
+    if (selection / "embedding_map.png").is_file():
+        info.embedding_map = selection / "embedding_map.png"
     for candidate in ("best.pt", "latest.pt"):
         if (folder / CHECKPOINT_DIR / candidate).is_file():
             info.checkpoint = folder / CHECKPOINT_DIR / candidate
