@@ -30,18 +30,19 @@ DEMO_SELECT: dict[str, Any] = {
     "beta": 0.5,
     "model": "mobilenet_v2",
     "image_size": 128,
-    "epochs": 10,
+    "epochs": 5,
 }
 DEMO_TRAIN: dict[str, Any] = {
     "backbone": "mobilenet_v2",
     "output_stride": 16,
-    "crop_size": 96,
+    "aspp_rates": [2, 4, 6],
+    "crop_size": 112,
     "batch_size": 4,
-    "iterations": 200,
+    "iterations": 100,
     "lr": 0.0025,
-    "val_every": 100,
+    "val_every": 25,
     "val_window": 0,
-    "checkpoint_every": 100,
+    "checkpoint_every": 50,
 }
 DEMO_EVALUATE: dict[str, Any] = {"split": "test"}
 #: Backbone whose ``--pretrained`` weights the demo uses (selection model and generator).
