@@ -11,9 +11,9 @@ Generate the built-in synthetic dataset (no data download; the 9 MB ImageNet Mob
 weights are fetched once), then run the paper's experiment in miniature: random vs entropy vs
 hybrid selection at a 5% labelled ratio, each trained with s4GAN and supervised-only, plus a
 fully supervised reference, evaluated on the test split, summarised in a results table with
-paired comparisons across seeds and an HTML report. Sized for about 10 minutes on 2 CPU cores shared with another job
-(2 seeds, ImageNet MobileNetV2); every number printed is what the run measured (checkpoints
-are chosen on the validation split, never on test).
+paired comparisons across seeds and an HTML report. Sized for about 10 minutes on 2 CPU
+cores shared with another job (2 seeds, ImageNet MobileNetV2); every number printed is what
+the run measured (checkpoints are chosen on the validation split, never on test).
 
 The experiment is written as RUN_DIR/demo.yaml, so 'als4gan run RUN_DIR/demo.yaml'
 reproduces it, and running the demo again skips what already finished.
