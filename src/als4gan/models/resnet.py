@@ -100,14 +100,6 @@ RESNET_SPECS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, in
     "resnet101": (Bottleneck, (3, 4, 23, 3)),
 }
 
-#: File names of torchvision's ImageNet weights (IMAGENET1K_V1), for help messages.
-TORCHVISION_WEIGHT_FILES: dict[str, str] = {
-    "resnet18": "resnet18-f37072fd.pth",
-    "resnet34": "resnet34-b627a593.pth",
-    "resnet50": "resnet50-0676ba61.pth",
-    "resnet101": "resnet101-63fe2227.pth",
-}
-
 
 class ResNet(nn.Module):
     """ResNet with torchvision's module names (``conv1``, ``bn1``, ``layer1``..``layer4``, ``fc``).
