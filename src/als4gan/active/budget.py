@@ -20,22 +20,9 @@ from fractions import Fraction
 from typing import Any
 
 from als4gan.errors import BudgetError, ConfigError
+from als4gan.ratios import exact_fraction, ratio_budget
 
-
-def exact_fraction(value: float | int | str, name: str) -> Fraction:
-    """The decimal number ``value`` as an exact fraction (``0.07`` -> 7/100).
-
-    Floats are converted through their shortest decimal representation (``repr``), which is
-    the number the user wrote on the command line or in a YAML file.
-
-    Raises:
-        ConfigError: If ``value`` is not a finite number.
-    """
-    try:
-        fraction = Fraction(repr(value) if isinstance(value, float) else str(value))
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    return fraction
+__all__ = ["BudgetPlan", "exact_fraction", "plan_budget"]
 
 
 def _check_unit_interval(value: float, name: str, flag: str) -> Fraction:
@@ -111,6 +98,42 @@ class BudgetPlan:
         )
 
 
+def _checked_inputs(
+    pool_size: int,
+    labeled_ratio: float | None,
+    budget: int | None,
+    alpha: float,
+    beta: float,
+) -> tuple[Fraction, Fraction, int]:
+    """Validate the inputs of :func:`plan_budget`: (exact alpha, exact beta, budget ``B``)."""
+    if pool_size <= 0:
+        raise BudgetError(
+            "the pool is empty: the split lists no images to choose from. Check --root/--split "
+            "(e.g. 'als4gan data --root DIR' shows the splits and their sizes)."
+        )
+    if (labeled_ratio is None) == (budget is None):
+        raise ConfigError(
+            "give exactly one of --labeled-ratio R (budget = ceil(R x pool size)) and "
+            "--budget N (images to label)"
+        )
+    alpha_fraction = _check_unit_interval(alpha, "alpha", "--alpha")
+    beta_fraction = _check_unit_interval(beta, "beta", "--beta")
+    if labeled_ratio is not None:
+        ratio = _check_unit_interval(labeled_ratio, "labeled_ratio", "--labeled-ratio")
+        total = ratio_budget(ratio, pool_size)
+    else:
+        assert budget is not None
+        if isinstance(budget, bool) or int(budget) != budget or budget < 1:
+            raise ConfigError(f"--budget must be a whole number of images >= 1, got {budget}")
+        total = int(budget)
+    if total > pool_size:
+        raise BudgetError(
+            f"the budget B = {total} images exceeds the pool of {pool_size} images. Lower "
+            "--budget, or use a larger split."
+        )
+    return alpha_fraction, beta_fraction, total
+
+
 def plan_budget(
     pool_size: int,
     *,
@@ -138,31 +161,9 @@ def plan_budget(
         ConfigError: If ``R``, ``alpha`` or ``beta`` lies outside (0, 1], both or neither of
             ``labeled_ratio`` and ``budget`` are given, or ``budget < 1``.
     """
-    if pool_size <= 0:
-        raise BudgetError(
-            "the pool is empty: the split lists no images to choose from. Check --root/--split "
-            "(e.g. 'als4gan data --root DIR' shows the splits and their sizes)."
-        )
-    if (labeled_ratio is None) == (budget is None):
-        raise ConfigError(
-            "give exactly one of --labeled-ratio R (budget = ceil(R x pool size)) and "
-            "--budget N (images to label)"
-        )
-    alpha_fraction = _check_unit_interval(alpha, "alpha", "--alpha")
-    beta_fraction = _check_unit_interval(beta, "beta", "--beta")
-    if labeled_ratio is not None:
-        ratio = _check_unit_interval(labeled_ratio, "labeled_ratio", "--labeled-ratio")
-        total = math.ceil(ratio * pool_size)
-    else:
-        assert budget is not None
-        if isinstance(budget, bool) or int(budget) != budget or budget < 1:
-            raise ConfigError(f"--budget must be a whole number of images >= 1, got {budget}")
-        total = int(budget)
-    if total > pool_size:
-        raise BudgetError(
-            f"the budget B = {total} images exceeds the pool of {pool_size} images. Lower "
-            "--budget, or use a larger split."
-        )
+    alpha_fraction, beta_fraction, total = _checked_inputs(
+        pool_size, labeled_ratio, budget, alpha, beta
+    )
     initial = max(1, math.floor(alpha_fraction * total))
     query = max(1, math.ceil(beta_fraction * initial))
     remaining = total - initial

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 from als4gan.config import option
 from als4gan.errors import ConfigError
+from als4gan.ratios import ratio_budget
 
 METHODS = ("s4gan", "supervised", "unimatch")
 ARCHITECTURES = ("deeplabv2", "deeplabv3plus")
@@ -370,5 +370,4 @@ def labelled_budget(ratio: float, num_images: int) -> int:
     active selection's budget arithmetic), so binary rounding cannot add an image:
     ``0.07 * 100 == 7.000000000000001`` in floats.
     """
-    exact = Fraction(repr(ratio)) if isinstance(ratio, float) else Fraction(ratio)
-    return max(1, min(num_images, math.ceil(exact * num_images)))
+    return max(1, min(num_images, ratio_budget(ratio, num_images)))
