@@ -10,6 +10,7 @@ from als4gan.data.base import ALL_SPLIT, Sample, SegmentationDataset, read_split
 from als4gan.data.deepglobe import DeepGlobeDataset
 from als4gan.data.encoding import IGNORE_INDEX, ClassTable
 from als4gan.data.folder import FolderDataset
+from als4gan.data.options import dataset_options
 from als4gan.data.synthetic import SyntheticDataset
 from als4gan.data.ucm import UCMercedDataset
 from als4gan.errors import ConfigError
@@ -65,5 +66,6 @@ __all__ = [
     "Sample",
     "SegmentationDataset",
     "build_dataset",
+    "dataset_options",
     "read_split",
 ]
