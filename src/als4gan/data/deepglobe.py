@@ -39,6 +39,7 @@ from als4gan.data.encoding import (
     dominant_class,
 )
 from als4gan.data.imageio import read_mask_array, read_rgb, save_index_png, save_png
+from als4gan.data.layout import scan_files
 from als4gan.data.prepared import check_dataset_kind, finish_prepare, read_meta, start_prepare
 from als4gan.data.splits import describe_splits, random_split, write_splits
 from als4gan.data.tiling import (
@@ -101,6 +102,14 @@ def _strip(name: str, suffix: str) -> str | None:
     return stem[: -len(suffix)] if stem.endswith(suffix) and len(stem) > len(suffix) else None
 
 
+def _image_id(path: Path) -> str | None:
+    return _strip(path.name, IMAGE_SUFFIX)
+
+
+def _mask_id(path: Path) -> str | None:
+    return _strip(path.name, MASK_SUFFIX)
+
+
 def find_pairs(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     """Scan ``root`` for DeepGlobe files.
 
@@ -119,26 +128,20 @@ def find_pairs(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
         image_dir, mask_dir = root / layout[0], root / layout[1]
         if not image_dir.is_dir():
             continue
-        found: dict[str, Path] = {}
-        for path in sorted(image_dir.iterdir()):
-            sample_id = _strip(path.name, IMAGE_SUFFIX)
-            if sample_id is not None and path.suffix.lower() in IMAGE_EXTENSIONS:
-                if sample_id in found or sample_id in images:
-                    other = found.get(sample_id) or images[sample_id]
-                    raise DataError(
-                        f"DeepGlobe id '{sample_id}' has two images: {other} and {path}. "
-                        "Keep one of them."
-                    )
-                found[sample_id] = path
+        found, _ = scan_files(image_dir, IMAGE_EXTENSIONS, _image_id, label="DeepGlobe id")
         if not found:
             continue
+        twice = next((sample_id for sample_id in found if sample_id in images), None)
+        if twice is not None:
+            raise DataError(
+                f"DeepGlobe id '{twice}' has two images: {images[twice]} and {found[twice]}. "
+                "Keep one of them."
+            )
         used.append(layout)
         images.update(found)
         if mask_dir.is_dir():
-            for path in sorted(mask_dir.iterdir()):
-                sample_id = _strip(path.name, MASK_SUFFIX)
-                if sample_id in found and path.suffix.lower() in MASK_EXTENSIONS:
-                    masks[sample_id] = path
+            layout_masks, _ = scan_files(mask_dir, MASK_EXTENSIONS, _mask_id, duplicates="last")
+            masks.update((i, path) for i, path in layout_masks.items() if i in found)
     return images, masks
 
 

@@ -59,6 +59,7 @@ from als4gan.data.imageio import (
     read_raster_with_nodata,
     scale_to_unit,
 )
+from als4gan.data.layout import scan_files
 from als4gan.data.prepared import (
     check_dataset_kind,
     data_root,
@@ -267,16 +268,8 @@ def load_classes_file(path: str | Path) -> ClassSpec:
 
 
 def _scan(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in extensions:
-            continue
-        if path.stem in found:
-            raise DataError(
-                f"id '{path.stem}' has two files: {found[path.stem]} and {path}. Keep one."
-            )
-        found[path.stem] = path
-    return found
+    """Map ids (file stems) to the files of ``folder``; two files with one id are an error."""
+    return scan_files(folder, extensions)[0]
 
 
 def _pil_band_count(path: Path) -> int:

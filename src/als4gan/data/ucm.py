@@ -36,6 +36,7 @@ import numpy as np
 from als4gan.data.base import ALL_SPLIT, SampleTransform, SegmentationDataset
 from als4gan.data.encoding import IGNORE_INDEX, ClassTable, decode_index_mask
 from als4gan.data.imageio import read_mask_array, read_rgb
+from als4gan.data.layout import first_dir, scan_files
 from als4gan.data.prepared import (
     check_dataset_kind,
     data_root,
@@ -150,35 +151,14 @@ def scene_of(sample_id: str) -> str | None:
     return match.group(1)
 
 
-def _first_dir(root: Path, candidates: Sequence[str]) -> Path | None:
-    for name in candidates:
-        if (root / name).is_dir():
-            return root / name
-    return None
+def _scene_id(path: Path) -> str | None:
+    """The id a UC Merced file gives: its stem when it names one of the 21 scenes."""
+    return path.stem if scene_of(path.stem) is not None else None
 
 
 def _scan(folder: Path, extensions: Sequence[str]) -> tuple[dict[str, Path], list[Path]]:
     """Map ids to files in ``folder`` and its sub-folders (one level); also unparsable files."""
-    found: dict[str, Path] = {}
-    skipped: list[Path] = []
-    entries = sorted(folder.iterdir())
-    files = [path for path in entries if path.is_file()]
-    for sub in entries:
-        if sub.is_dir():
-            files.extend(sorted(path for path in sub.iterdir() if path.is_file()))
-    for path in files:
-        if path.suffix.lower() not in extensions:
-            continue
-        if scene_of(path.stem) is None:
-            skipped.append(path)
-            continue
-        if path.stem in found:
-            raise DataError(
-                f"UC Merced id '{path.stem}' appears twice: {found[path.stem]} and {path}. "
-                "Keep one of them."
-            )
-        found[path.stem] = path
-    return found, skipped
+    return scan_files(folder, extensions, _scene_id, nested=True, label="UC Merced id")
 
 
 class UCMercedDataset(SegmentationDataset):
@@ -221,8 +201,8 @@ class UCMercedDataset(SegmentationDataset):
     def _verify_root(self) -> None:
         super()._verify_root()
         self.data_root = data_root(self.root, self.meta)
-        image_dir = _first_dir(self.data_root, IMAGE_DIRS)
-        label_dir = _first_dir(self.data_root, LABEL_DIRS)
+        image_dir = first_dir(self.data_root, IMAGE_DIRS)
+        label_dir = first_dir(self.data_root, LABEL_DIRS)
         if image_dir is None:
             raise DatasetNotFoundError(
                 f"no UC Merced image folder under {self.data_root} (looked for "
