@@ -33,10 +33,8 @@ stages need only ``--dataset folder --root OUT``.
 
 from __future__ import annotations
 
-import colorsys
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +42,23 @@ import numpy as np
 
 from als4gan.argtypes import check_image_max
 from als4gan.data.base import ALL_SPLIT, SampleTransform, SegmentationDataset
+from als4gan.data.classfile import (
+    CLASSES_FILE_NAMES,
+    ClassSpec,
+    default_colors,
+    load_classes_file,
+    parse_classes,
+)
 from als4gan.data.encoding import (
     IGNORE_INDEX,
-    RGB,
-    ClassTable,
     decode_color_mask,
     decode_index_mask,
     dominant_class,
 )
+from als4gan.data.folder_tiles import tiled_source
 from als4gan.data.imageio import (
     GEOTIFF_SUFFIXES,
+    band_count,
     read_mask_array,
     read_raster,
     read_raster_with_nodata,
@@ -70,220 +75,17 @@ from als4gan.data.prepared import (
 )
 from als4gan.data.splits import describe_splits, random_split, stratified_split, write_splits
 from als4gan.errors import ConfigError, DataError, DatasetNotFoundError
-from als4gan.io import read_json, read_yaml, write_yaml
+from als4gan.io import write_yaml
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MASK_EXTENSIONS = (".png", ".tif", ".tiff")
-#: Classes file names looked for in the dataset root when ``classes_file`` is not given.
-CLASSES_FILE_NAMES = ("classes.yaml", "classes.yml", "classes.json")
-UNKNOWN_MODES = ("error", "ignore")
 
 LAYOUT_HELP = (
     "Expected ROOT/images/<id>.<png|jpg|tif> with ROOT/masks/<id>.<png|tif> and a classes file "
     "(--classes-file, or ROOT/classes.yaml); see docs/data.md."
 )
-
-
-def default_colors(count: int) -> list[RGB]:
-    """Distinct display colours for classes that have none (evenly spaced hues)."""
-    colors: list[RGB] = []
-    for index in range(count):
-        r, g, b = colorsys.hsv_to_rgb((index * 0.618034) % 1.0, 0.75, 0.95)
-        colors.append((round(r * 255), round(g * 255), round(b * 255)))
-    return colors
-
-
-@dataclass(frozen=True)
-class ClassSpec:
-    """A parsed classes file: the class table and how masks encode it.
-
-    Attributes:
-        table: Class names and display colours.
-        values: Stored index value of each class.
-        has_colors: Whether colours were given (needed to decode colour masks).
-        ignore_values: Index values meaning "no label".
-        ignore_colors: Colours meaning "no label".
-        unknown: ``"error"`` or ``"ignore"`` for values/colours outside the table.
-        source: The file it came from (for messages).
-    """
-
-    table: ClassTable
-    values: tuple[int, ...]
-    has_colors: bool
-    ignore_values: tuple[int, ...] = (IGNORE_INDEX,)
-    ignore_colors: tuple[RGB, ...] = ()
-    unknown: str = "error"
-    source: str = "<classes file>"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The classes-file form (what ``prepare folder`` writes to ``classes.yaml``)."""
-        classes: list[dict[str, Any]] = []
-        for name, value, color in zip(
-            self.table.names, self.values, self.table.colors, strict=True
-        ):
-            entry: dict[str, Any] = {"name": name, "value": value}
-            if self.has_colors:
-                entry["color"] = list(color)
-            classes.append(entry)
-        return {
-            "classes": classes,
-            "ignore_values": list(self.ignore_values),
-            "ignore_colors": [list(color) for color in self.ignore_colors],
-            "unknown": self.unknown,
-        }
-
-
-def _color(value: Any, where: str) -> RGB:
-    if (
-        not isinstance(value, Sequence)
-        or isinstance(value, str)
-        or len(value) != 3
-        or not all(isinstance(c, int) and 0 <= c <= 255 for c in value)
-    ):
-        raise ConfigError(f"{where}: a colour must be three integers 0-255 like [255, 0, 0]")
-    return (int(value[0]), int(value[1]), int(value[2]))
-
-
-def parse_classes(data: Any, source: str = "<classes file>") -> ClassSpec:
-    """Validate classes-file content (see the module docstring) into a :class:`ClassSpec`.
-
-    Raises:
-        ConfigError: Naming ``source`` and what to fix.
-    """
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source} must hold a mapping with a 'classes' (or 'names') list")
-    if "classes" in data:
-        entries = data["classes"]
-        if not isinstance(entries, list) or not entries:
-            raise ConfigError(f"{source}: 'classes' must be a non-empty list")
-    elif "names" in data:
-        names_list = data["names"]
-        if not isinstance(names_list, list) or not names_list:
-            raise ConfigError(f"{source}: 'names' must be a non-empty list")
-        values_list = data.get("values")
-        colors_list = data.get("colors")
-        for key, items in (("values", values_list), ("colors", colors_list)):
-            if items is not None and (not isinstance(items, list) or len(items) != len(names_list)):
-                raise ConfigError(
-                    f"{source}: '{key}' must list one entry per name ({len(names_list)})"
-                )
-        entries = []
-        for index, name in enumerate(names_list):
-            entry: dict[str, Any] = {"name": name}
-            if values_list is not None:
-                entry["value"] = values_list[index]
-            if colors_list is not None:
-                entry["color"] = colors_list[index]
-            entries.append(entry)
-    else:
-        raise ConfigError(
-            f"{source} has no 'classes' list. Example: classes: [{{name: background, value: 0}}, "
-            "{name: building, value: 1}]"
-        )
-    names: list[str] = []
-    values: list[int] = []
-    colors: list[RGB | None] = []
-    for index, entry in enumerate(entries):
-        where = f"{source}: class {index}"
-        item = {"name": entry} if isinstance(entry, str) else entry
-        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-            raise ConfigError(f"{where} needs a name (a string, or a mapping with 'name')")
-        unknown_keys = set(item) - {"name", "value", "color"}
-        if unknown_keys:
-            raise ConfigError(f"{where} has unknown key(s) {sorted(unknown_keys)}")
-        value = item.get("value", index)
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
-            raise ConfigError(f"{where}: value must be an integer 0-65535, got {value!r}")
-        names.append(item["name"])
-        values.append(value)
-        colors.append(_color(item["color"], where) if "color" in item else None)
-    if len(names) > IGNORE_INDEX:
-        raise ConfigError(f"{source}: at most {IGNORE_INDEX} classes are supported")
-    for label, items in (("name", [str(n) for n in names]), ("value", [str(v) for v in values])):
-        duplicates = sorted({x for x in items if items.count(x) > 1})
-        if duplicates:
-            raise ConfigError(f"{source}: duplicate class {label}(s) {duplicates}")
-    given = [color for color in colors if color is not None]
-    if given and len(given) != len(colors):
-        raise ConfigError(f"{source}: give a colour for every class or for none")
-    if len(set(given)) != len(given):
-        raise ConfigError(f"{source}: two classes share a colour")
-    ignore_values = data.get("ignore_values", [IGNORE_INDEX])
-    if not isinstance(ignore_values, list) or not all(
-        isinstance(v, int) and v >= 0 for v in ignore_values
-    ):
-        raise ConfigError(f"{source}: 'ignore_values' must be a list of non-negative integers")
-    clash = sorted(set(ignore_values) & set(values))
-    if clash:
-        raise ConfigError(f"{source}: value(s) {clash} are both a class and an ignore value")
-    raw_ignore_colors = data.get("ignore_colors", [])
-    if not isinstance(raw_ignore_colors, list):
-        raise ConfigError(f"{source}: 'ignore_colors' must be a list of [r, g, b] colours")
-    ignore_colors = tuple(_color(c, f"{source}: ignore_colors") for c in raw_ignore_colors)
-    if set(ignore_colors) & set(given):
-        raise ConfigError(f"{source}: a colour is both a class colour and an ignore colour")
-    unknown = data.get("unknown", "error")
-    if unknown not in UNKNOWN_MODES:
-        raise ConfigError(f"{source}: 'unknown' must be one of {UNKNOWN_MODES}, got {unknown!r}")
-    extra = set(data) - {
-        "classes",
-        "names",
-        "values",
-        "colors",
-        "ignore_values",
-        "ignore_colors",
-        "unknown",
-    }
-    if extra:
-        raise ConfigError(f"{source}: unknown key(s) {sorted(extra)}")
-    table_colors = tuple(given) if given else tuple(default_colors(len(names)))
-    return ClassSpec(
-        table=ClassTable(names=tuple(names), colors=table_colors),
-        values=tuple(values),
-        has_colors=bool(given),
-        ignore_values=tuple(int(v) for v in ignore_values),
-        ignore_colors=ignore_colors,
-        unknown=str(unknown),
-        source=source,
-    )
-
-
-def load_classes_file(path: str | Path) -> ClassSpec:
-    """Read and validate a YAML or JSON classes file.
-
-    Raises:
-        DatasetNotFoundError: If it does not exist.
-        ConfigError: If it is malformed (the message names the file and the problem).
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise DatasetNotFoundError(f"classes file {file} does not exist. {LAYOUT_HELP}")
-    try:
-        data = read_json(file) if file.suffix.lower() == ".json" else read_yaml(file)
-    except Exception as err:  # yaml.YAMLError, JSONDecodeError, UnicodeDecodeError
-        raise ConfigError(f"classes file {file} could not be parsed: {err}") from None
-    return parse_classes(data, str(file))
-
-
-def _scan(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
-    """Map ids (file stems) to the files of ``folder``; two files with one id are an error."""
-    return scan_files(folder, extensions)[0]
-
-
-def _pil_band_count(path: Path) -> int:
-    """Number of bands of a non-TIFF image (alpha included), from its header."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return len(image.getbands())
-    except (UnidentifiedImageError, OSError) as err:
-        raise DataError(
-            f"{path} could not be read as an image ({err}). The file is corrupt or truncated: "
-            "re-export it or remove its id from the split file."
-        ) from None
 
 
 class FolderDataset(SegmentationDataset):
@@ -354,7 +156,7 @@ class FolderDataset(SegmentationDataset):
             raise DatasetNotFoundError(f"{self.data_root / 'images'} does not exist. {LAYOUT_HELP}")
         self.spec = self._load_spec()
         self.classes = self.spec.table
-        self._images = _scan(self.data_root / "images", IMAGE_EXTENSIONS)
+        self._images = scan_files(self.data_root / "images", IMAGE_EXTENSIONS)[0]
         self.refresh_masks()
 
     @property
@@ -365,7 +167,7 @@ class FolderDataset(SegmentationDataset):
     def refresh_masks(self) -> None:
         """Rescan ``masks/`` (masks saved since the dataset was opened become visible)."""
         folder = self.masks_dir
-        self._masks = _scan(folder, MASK_EXTENSIONS) if folder.is_dir() else {}
+        self._masks = scan_files(folder, MASK_EXTENSIONS)[0] if folder.is_dir() else {}
 
     def has_mask(self, sample_id: str) -> bool:
         """Whether ``masks/<id>.*`` exists (scanned when opened, or by :meth:`refresh_masks`)."""
@@ -390,21 +192,10 @@ class FolderDataset(SegmentationDataset):
         if not self.ids:
             return len(self.bands) if self.bands else 3
         path = self.image_path(self.ids[0])
-        if path.suffix.lower() in GEOTIFF_SUFFIXES:
-            import rasterio
-            from rasterio.errors import RasterioIOError
-
-            try:
-                with rasterio.open(path) as src:
-                    count = int(src.count)
-            except RasterioIOError as err:
-                raise DataError(
-                    f"{path} could not be read as a raster ({err}). The file is corrupt or "
-                    "truncated: re-export it or remove its id from the split file."
-                ) from None
+        if path.suffix.lower() not in GEOTIFF_SUFFIXES and not self.bands:
+            count = int(read_raster(path, None).shape[2])
         else:
-            full = read_raster(path, None) if not self.bands else None
-            count = int(full.shape[2]) if full is not None else _pil_band_count(path)
+            count = band_count(path)
         if self.bands:
             missing = [band for band in self.bands if band > count]
             if missing:
@@ -531,6 +322,94 @@ class FolderDataset(SegmentationDataset):
         return mask
 
 
+def _folder_splits(
+    dataset: FolderDataset,
+    groups: dict[str, str] | None,
+    split: tuple[float, float, int],
+    stratify: bool,
+    show_progress: bool,
+) -> dict[str, list[str]]:
+    """Train/val/test ids of a folder dataset (``split``: val and test fractions, seed).
+
+    Validation and test need masks: they are drawn from the masked images only, and every
+    image without a mask joins the training split as unlabelled pool.
+    """
+    from als4gan.runtime import progress
+
+    val_fraction, test_fraction, seed = split
+    masked = [sample_id for sample_id in dataset.ids if dataset.has_mask(sample_id)]
+    unmasked = [sample_id for sample_id in dataset.ids if not dataset.has_mask(sample_id)]
+    if groups is not None and masked:
+        from als4gan.data.folder_tiles import grouped_split
+
+        splits = grouped_split(masked, groups, val_fraction, test_fraction, seed)
+    elif stratify and masked:
+        bar = progress(masked, desc="reading masks", unit="img", disable=not show_progress or None)
+        labels = [
+            dominant_class(dataset.load_mask(sample_id), dataset.num_classes) for sample_id in bar
+        ]
+        splits = stratified_split(masked, labels, val_fraction, test_fraction, seed)
+    elif masked:
+        splits = random_split(masked, val_fraction, test_fraction, seed)
+    else:
+        splits = {"train": [], "val": [], "test": []}
+    if unmasked:
+        splits["train"] = sorted([*splits["train"], *unmasked])
+    return splits
+
+
+def _prepare_params(
+    dataset: FolderDataset,
+    src_root: Path,
+    split: tuple[float, float, int],
+    stratify: bool,
+    tile_size: int,
+    remainder: str,
+) -> dict[str, Any]:
+    """The parameters recorded in ``dataset.json`` (a re-run with the same ones does nothing)."""
+    val_fraction, test_fraction, seed = split
+    return {
+        "source": str(src_root.resolve()),
+        "classes": dataset.spec.to_dict(),
+        "bands": dataset.bands,
+        "image_max": dataset.image_max,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "seed": seed,
+        "stratify": stratify,
+        **({"tile_size": tile_size, "remainder": remainder} if tile_size else {}),
+    }
+
+
+def _write_prepared(
+    out_root: Path,
+    src_root: Path,
+    dataset: FolderDataset,
+    params: dict[str, Any],
+    splits: dict[str, list[str]],
+) -> dict[str, Any]:
+    """Write ``classes.yaml``, the split lists and (last) ``dataset.json``; its content."""
+    unmasked = [sample_id for sample_id in dataset.ids if not dataset.has_mask(sample_id)]
+    classes_out = out_root / "classes.yaml"
+    if not (classes_out.is_file() and classes_out.resolve() == Path(dataset.spec.source).resolve()):
+        write_yaml(classes_out, dataset.spec.to_dict())
+    written = write_splits(out_root, splits)
+    return finish_prepare(
+        out_root,
+        "folder",
+        params,
+        source=source_reference(out_root, src_root),
+        bands=dataset.bands,
+        image_max=dataset.image_max,
+        in_channels=dataset.in_channels,
+        num_images=len(dataset.ids),
+        num_unlabelled=len(unmasked),
+        split_sizes={name: len(ids) for name, ids in splits.items()},
+        splits=sorted(written),
+        summary=describe_splits(splits),
+    )
+
+
 def prepare_folder(
     src: str | Path,
     out: str | Path,
@@ -564,84 +443,30 @@ def prepare_folder(
         stratify: Keep the share of each dominant class in every split (reads every mask).
         force: Overwrite an earlier preparation with other parameters.
         show_progress: Progress bar while reading masks for ``stratify``.
-        tile_size: Cut every image (and mask) into tiles of this side first, written to
-            ``out/tiles`` (GeoTIFF tiles keep their georeference; see
-            :mod:`als4gan.data.folder_tiles`); the splits then keep each raster's tiles
-            together. 0 = no tiling.
+        tile_size: Cut images and masks into tiles of this side first, into ``out/tiles``
+            (see :mod:`als4gan.data.folder_tiles`); each raster's tiles share a split. 0 = no.
         remainder: Border tiles with ``tile_size``: ``"overlap"`` or ``"drop"``.
 
     Returns:
         The metadata written to ``dataset.json``.
     """
-    from als4gan.runtime import progress
-
-    src_root, out_root = Path(src), Path(out)
-    groups: dict[str, str] | None = None
-    if tile_size:
-        from als4gan.data.folder_tiles import tile_folder
-
-        if classes_file is None:
-            found = [src_root / n for n in CLASSES_FILE_NAMES if (src_root / n).is_file()]
-            classes_file = found[0] if found else None
-        src_root, groups = tile_folder(src_root, out_root, tile_size, remainder)
+    out_root = Path(out)
+    src_root, groups, classes_file = tiled_source(
+        Path(src), out_root, classes_file, tile_size, remainder
+    )
     dataset = FolderDataset(
         src_root, ALL_SPLIT, classes_file=classes_file, bands=bands, image_max=image_max
     )
     if dataset.ids:  # one image read now: pixels that need --image-max are refused here
         dataset.load_image(dataset.ids[0])
-    params = {
-        "source": str(src_root.resolve()),
-        "classes": dataset.spec.to_dict(),
-        "bands": dataset.bands,
-        "image_max": dataset.image_max,
-        "val_fraction": val_fraction,
-        "test_fraction": test_fraction,
-        "seed": seed,
-        "stratify": stratify,
-        **({"tile_size": tile_size, "remainder": remainder} if tile_size else {}),
-    }
+    split = (val_fraction, test_fraction, seed)
+    params = _prepare_params(dataset, src_root, split, stratify, tile_size, remainder)
     out_root.mkdir(parents=True, exist_ok=True)
     if start_prepare(out_root, "folder", params, force) == "complete":
         meta: dict[str, Any] = read_meta(out_root) or {}
         return meta
-    # Validation and test need masks: they are drawn from the masked images only, and every
-    # image without a mask joins the training split as unlabelled pool.
-    masked = [sample_id for sample_id in dataset.ids if dataset.has_mask(sample_id)]
-    unmasked = [sample_id for sample_id in dataset.ids if not dataset.has_mask(sample_id)]
-    if groups is not None and masked:
-        from als4gan.data.folder_tiles import grouped_split
-
-        splits = grouped_split(masked, groups, val_fraction, test_fraction, seed)
-    elif stratify and masked:
-        bar = progress(masked, desc="reading masks", unit="img", disable=not show_progress or None)
-        labels = [
-            dominant_class(dataset.load_mask(sample_id), dataset.num_classes) for sample_id in bar
-        ]
-        splits = stratified_split(masked, labels, val_fraction, test_fraction, seed)
-    elif masked:
-        splits = random_split(masked, val_fraction, test_fraction, seed)
-    else:
-        splits = {"train": [], "val": [], "test": []}
-    if unmasked:
-        splits["train"] = sorted([*splits["train"], *unmasked])
-    classes_out = out_root / "classes.yaml"
-    if not (classes_out.is_file() and classes_out.resolve() == Path(dataset.spec.source).resolve()):
-        write_yaml(classes_out, dataset.spec.to_dict())
-    written = write_splits(out_root, splits)
-    return finish_prepare(
-        out_root,
-        "folder",
-        params,
-        source=source_reference(out_root, src_root),
-        bands=dataset.bands,
-        image_max=dataset.image_max,
-        in_channels=dataset.in_channels,
-        num_images=len(dataset.ids),
-        num_unlabelled=len(unmasked),
-        split_sizes={name: len(ids) for name, ids in splits.items()},
-        splits=sorted(written),
-        summary=describe_splits(splits),
-    )
+    splits = _folder_splits(dataset, groups, split, stratify, show_progress)
+    return _write_prepared(out_root, src_root, dataset, params, splits)
 
 
 __all__ = [

@@ -19,7 +19,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from als4gan.data.classfile import CLASSES_FILE_NAMES
 from als4gan.data.imageio import GEOTIFF_SUFFIXES
+from als4gan.data.layout import scan_files
 from als4gan.data.tiling import Tile, tile_grid
 from als4gan.errors import ConfigError, DataError
 from als4gan.io import atomic_open
@@ -115,7 +117,7 @@ def tile_folder(
         ConfigError: On a bad tile size or remainder mode.
         DataError: If a mask's size differs from its image's, or a file cannot be read.
     """
-    from als4gan.data.folder import IMAGE_EXTENSIONS, MASK_EXTENSIONS, _scan
+    from als4gan.data.folder import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 
     if tile_size <= 0:
         raise ConfigError(f"--tile-size must be a positive number of pixels, got {tile_size}")
@@ -125,9 +127,9 @@ def tile_folder(
             f"got '{remainder}'"
         )
     source_root, tiles_root = Path(src), Path(out) / TILES_DIR
-    images = _scan(source_root / "images", IMAGE_EXTENSIONS)
+    images = scan_files(source_root / "images", IMAGE_EXTENSIONS)[0]
     masks_dir = source_root / "masks"
-    masks = _scan(masks_dir, MASK_EXTENSIONS) if masks_dir.is_dir() else {}
+    masks = scan_files(masks_dir, MASK_EXTENSIONS)[0] if masks_dir.is_dir() else {}
     (tiles_root / "images").mkdir(parents=True, exist_ok=True)
     (tiles_root / "masks").mkdir(parents=True, exist_ok=True)
     groups: dict[str, str] = {}
@@ -145,6 +147,29 @@ def tile_folder(
             _cut(mask_path, tiles_root / "masks", grid, source_id)
         groups.update(dict.fromkeys(ids, source_id))
     return tiles_root, groups
+
+
+def tiled_source(
+    src_root: Path,
+    out_root: Path,
+    classes_file: str | Path | None,
+    tile_size: int,
+    remainder: str,
+) -> tuple[Path, dict[str, str] | None, str | Path | None]:
+    """What ``prepare folder`` reads: ``src`` itself, or (``tile_size > 0``) its tiles.
+
+    Returns:
+        The folder to read, tile id -> source image id (``None`` without tiling), and the
+        classes file (with tiling, ``src``'s own classes file when none was given, since the
+        tiles folder holds none).
+    """
+    if not tile_size:
+        return src_root, None, classes_file
+    if classes_file is None:
+        found = [src_root / n for n in CLASSES_FILE_NAMES if (src_root / n).is_file()]
+        classes_file = found[0] if found else None
+    tiles_root, groups = tile_folder(src_root, out_root, tile_size, remainder)
+    return tiles_root, groups, classes_file
 
 
 def grouped_split(
@@ -166,4 +191,4 @@ def grouped_split(
     return {name: sorted(members) for name, members in splits.items()}
 
 
-__all__ = ["FOLDER_REMAINDERS", "TILES_DIR", "grouped_split", "tile_folder"]
+__all__ = ["FOLDER_REMAINDERS", "TILES_DIR", "grouped_split", "tile_folder", "tiled_source"]

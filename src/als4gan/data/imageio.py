@@ -77,6 +77,47 @@ def invalid_pixels(
     return invalid
 
 
+def _missing_scale_error(
+    array: np.ndarray,
+    values: np.ndarray,
+    value_range: tuple[float, float],
+    source: str | Path | None,
+) -> DataError:
+    """The error of :func:`scale_to_unit` for pixels that need ``--image-max``."""
+    low, high = value_range
+    float_input = np.issubdtype(array.dtype, np.floating)
+    where = f"{source} holds" if source is not None else "the image holds"
+    kind = (
+        f"{array.dtype} pixels outside [0, 1]"
+        if float_input
+        else f"{array.dtype} pixels (integers other than uint8)"
+    )
+    p99 = float(np.percentile(values, 99)) if values.size else high
+    suggested = _round_up(high)
+    if not float_input:
+        suggested = min(suggested, float(np.iinfo(array.dtype).max))
+    return DataError(
+        f"{where} {kind}, observed range {_format_number(low)} to "
+        f"{_format_number(high)} (99th percentile {_format_number(p99)}), and no "
+        "scale was given. Say which value means 1.0 with --image-max VALUE: e.g. "
+        f"--image-max {_format_number(suggested)} (the next round value above the "
+        "maximum), or the sensor's full scale (10000 for Sentinel-2 L2A reflectance, "
+        "65535 for full-range 16-bit data); see docs/data.md."
+    )
+
+
+def _mark_invalid(
+    scaled: np.ndarray, array: np.ndarray, nodata: float | None, band_axis: int
+) -> None:
+    """Set the no-data pixels of ``array`` to NaN in every band of ``scaled`` (in place)."""
+    invalid = invalid_pixels(array, nodata, band_axis)
+    if invalid is not None:
+        if array.ndim == 2:
+            scaled[invalid] = np.nan
+        else:
+            np.moveaxis(scaled, band_axis, -1)[invalid] = np.nan
+
+
 def scale_to_unit(
     array: np.ndarray,
     image_max: float | None = None,
@@ -123,34 +164,11 @@ def scale_to_unit(
             values = values[~np.isnan(values)]
         low = float(values.min()) if values.size else 0.0
         high = float(values.max()) if values.size else 0.0
-        if float_input and low >= 0.0 and high <= 1.0:
-            scaled = array.astype(np.float32)
-        else:
-            where = f"{source} holds" if source is not None else "the image holds"
-            kind = (
-                f"{array.dtype} pixels outside [0, 1]"
-                if float_input
-                else f"{array.dtype} pixels (integers other than uint8)"
-            )
-            p99 = float(np.percentile(values, 99)) if values.size else high
-            suggested = _round_up(high)
-            if not float_input:
-                suggested = min(suggested, float(np.iinfo(array.dtype).max))
-            raise DataError(
-                f"{where} {kind}, observed range {_format_number(low)} to "
-                f"{_format_number(high)} (99th percentile {_format_number(p99)}), and no "
-                "scale was given. Say which value means 1.0 with --image-max VALUE: e.g. "
-                f"--image-max {_format_number(suggested)} (the next round value above the "
-                "maximum), or the sensor's full scale (10000 for Sentinel-2 L2A reflectance, "
-                "65535 for full-range 16-bit data); see docs/data.md."
-            )
+        if not (float_input and low >= 0.0 and high <= 1.0):
+            raise _missing_scale_error(array, values, (low, high), source)
+        scaled = array.astype(np.float32)
     if nodata is not None or float_input:
-        invalid = invalid_pixels(array, nodata, band_axis)
-        if invalid is not None:
-            if array.ndim == 2:
-                scaled[invalid] = np.nan
-            else:
-                np.moveaxis(scaled, band_axis, -1)[invalid] = np.nan
+        _mark_invalid(scaled, array, nodata, band_axis)
     return scaled
 
 
@@ -232,6 +250,36 @@ def read_raster_with_nodata(
     elif array.shape[2] > 3:
         array = array[:, :, :3]
     return np.ascontiguousarray(array), None
+
+
+def band_count(path: Path) -> int:
+    """Number of bands of an image, read from its header (alpha included).
+
+    GeoTIFFs are opened with rasterio, other formats with Pillow.
+
+    Raises:
+        DataError: If the file cannot be read as an image.
+    """
+    if path.suffix.lower() in GEOTIFF_SUFFIXES:
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
+        try:
+            with rasterio.open(path) as src:
+                return int(src.count)
+        except RasterioIOError as err:
+            raise DataError(
+                f"{path} could not be read as a raster ({err}). The file is corrupt or "
+                "truncated: re-export it or remove its id from the split file."
+            ) from None
+    try:
+        with Image.open(path) as image:
+            return len(image.getbands())
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(
+            f"{path} could not be read as an image ({err}). The file is corrupt or truncated: "
+            "re-export it or remove its id from the split file."
+        ) from None
 
 
 def read_mask_array(path: str | Path, palette_colors: bool = False) -> np.ndarray:
