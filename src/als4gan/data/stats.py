@@ -9,7 +9,7 @@ match no class) are recorded as warnings.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,6 +198,48 @@ def compute_stats(
     return summarize(dataset, totals)
 
 
+def _channel_moments(totals: StatsAccumulator) -> tuple[list[float] | None, list[float] | None]:
+    """Per-band mean and standard deviation of the pixels read (``None`` when none were)."""
+    if totals.channel_sum is None or totals.channel_sumsq is None or not totals.channel_pixels:
+        return None, None
+    mean_array = totals.channel_sum / totals.channel_pixels
+    variance = np.maximum(totals.channel_sumsq / totals.channel_pixels - mean_array**2, 0.0)
+    mean = [round(float(v), 4) for v in mean_array]
+    std = [round(float(v), 4) for v in np.sqrt(variance)]
+    return mean, std
+
+
+def _class_entries(names: Sequence[str], totals: StatsAccumulator) -> list[dict[str, Any]]:
+    """Pixels, share of the labelled pixels and images holding it, per pixel class."""
+    class_counts = totals.class_pixels[: len(names)]
+    labelled = int(class_counts.sum())
+    return [
+        {
+            "index": index,
+            "name": name,
+            "pixels": int(class_counts[index]),
+            "share": float(class_counts[index] / labelled) if labelled else 0.0,
+            "images": int(totals.class_images[index]),
+        }
+        for index, name in enumerate(names)
+    ]
+
+
+def _label_entries(
+    label_names: Sequence[str], totals: StatsAccumulator, num_read: int
+) -> list[dict[str, Any]]:
+    """Images and share of the images read, per image-level label."""
+    return [
+        {
+            "index": index,
+            "name": name,
+            "images": int(totals.label_counts[index]),
+            "share": float(totals.label_counts[index] / num_read) if num_read else 0.0,
+        }
+        for index, name in enumerate(label_names)
+    ]
+
+
 def summarize(dataset: SegmentationDataset, totals: StatsAccumulator) -> dict[str, Any]:
     """Turn running totals into a JSON-ready dict."""
     names = dataset.classes.names
@@ -211,17 +253,7 @@ def summarize(dataset: SegmentationDataset, totals: StatsAccumulator) -> dict[st
         if value >= len(names) and value != ignore
     ]
     num_read = totals.num_samples - len(totals.problems)
-    mean: list[float] | None = None
-    std: list[float] | None = None
-    if (
-        totals.channel_sum is not None
-        and totals.channel_sumsq is not None
-        and totals.channel_pixels
-    ):
-        mean_array = totals.channel_sum / totals.channel_pixels
-        variance = np.maximum(totals.channel_sumsq / totals.channel_pixels - mean_array**2, 0.0)
-        mean = [round(float(v), 4) for v in mean_array]
-        std = [round(float(v), 4) for v in np.sqrt(variance)]
+    mean, std = _channel_moments(totals)
     return {
         "dataset": dataset.name,
         "root": str(dataset.root),
@@ -240,16 +272,7 @@ def summarize(dataset: SegmentationDataset, totals: StatsAccumulator) -> dict[st
             "labelled": labelled,
             "ignore": int(totals.class_pixels[ignore]),
         },
-        "classes": [
-            {
-                "index": index,
-                "name": name,
-                "pixels": int(class_counts[index]),
-                "share": float(class_counts[index] / labelled) if labelled else 0.0,
-                "images": int(totals.class_images[index]),
-            }
-            for index, name in enumerate(names)
-        ],
+        "classes": _class_entries(names, totals),
         "ignore": {
             "pixels": int(totals.class_pixels[ignore]),
             "share_of_all": float(totals.class_pixels[ignore] / all_pixels) if all_pixels else 0.0,
@@ -257,15 +280,7 @@ def summarize(dataset: SegmentationDataset, totals: StatsAccumulator) -> dict[st
         },
         "stray_mask_values": stray,
         "label_source": "scene class" if dataset.label_names != names else "dominant class",
-        "labels": [
-            {
-                "index": index,
-                "name": name,
-                "images": int(totals.label_counts[index]),
-                "share": float(totals.label_counts[index] / num_read) if num_read else 0.0,
-            }
-            for index, name in enumerate(dataset.label_names)
-        ],
+        "labels": _label_entries(dataset.label_names, totals, num_read),
         "unlabelled_images": totals.unknown_labels,
         "channel_mean": mean,
         "channel_std": std,
@@ -287,8 +302,8 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
     return [line(header), line(["-" * w for w in widths]), *[line(row) for row in rows]]
 
 
-def format_stats(stats: dict[str, Any]) -> str:
-    """A readable report of :func:`compute_stats` output."""
+def _overview_lines(stats: dict[str, Any]) -> list[str]:
+    """Dataset, image sizes and bands, pixel totals."""
     out = [
         f"dataset {stats['dataset']}  root {stats['root']}  split {stats['split']}",
     ]
@@ -313,7 +328,11 @@ def format_stats(stats: dict[str, Any]) -> str:
         f"pixels  {pixels['total']:,} ({pixels['labelled']:,} labelled, {pixels['ignore']:,} "
         f"ignore = {100 * stats['ignore']['share_of_all']:.4f}%)"
     )
-    out.append("")
+    return out
+
+
+def _class_tables(stats: dict[str, Any]) -> list[str]:
+    """The pixel-class table and the image-level label table."""
     rows = [
         [
             str(c["index"]),
@@ -327,7 +346,7 @@ def format_stats(stats: dict[str, Any]) -> str:
     rows.append(
         ["255", "(ignore)", f"{stats['ignore']['pixels']:,}", "-", str(stats["ignore"]["images"])]
     )
-    out.append("pixel classes (share of labelled pixels; images = images containing the class)")
+    out = ["pixel classes (share of labelled pixels; images = images containing the class)"]
     out += _table(["#", "class", "pixels", "share", "images"], rows, right={0, 2, 3, 4})
     out.append("")
     out.append(f"image-level labels ({stats['label_source']})")
@@ -338,14 +357,12 @@ def format_stats(stats: dict[str, Any]) -> str:
     if stats["unlabelled_images"]:
         rows.append(["-1", "(all ignore)", str(stats["unlabelled_images"]), "-"])
     out += _table(["#", "label", "images", "share"], rows, right={0, 2, 3})
-    if stats["channel_mean"] is not None:
-        out.append("")
-        out.append(
-            "channel mean "
-            + " ".join(f"{v:.4f}" for v in stats["channel_mean"])
-            + "   std "
-            + " ".join(f"{v:.4f}" for v in stats["channel_std"])
-        )
+    return out
+
+
+def _issue_lines(stats: dict[str, Any]) -> list[str]:
+    """Unmatched-colour warnings and unreadable samples (the first few of each)."""
+    out: list[str] = []
     if stats["warnings"]:
         out.append("")
         out.append(
@@ -361,6 +378,23 @@ def format_stats(stats: dict[str, Any]) -> str:
         out += [f"  {p['id']}: {p['message']}" for p in stats["problems"][:MAX_LISTED]]
         if len(stats["problems"]) > MAX_LISTED:
             out.append(f"  ... and {len(stats['problems']) - MAX_LISTED} more (see --json)")
+    return out
+
+
+def format_stats(stats: dict[str, Any]) -> str:
+    """A readable report of :func:`compute_stats` output."""
+    out = _overview_lines(stats)
+    out.append("")
+    out += _class_tables(stats)
+    if stats["channel_mean"] is not None:
+        out.append("")
+        out.append(
+            "channel mean "
+            + " ".join(f"{v:.4f}" for v in stats["channel_mean"])
+            + "   std "
+            + " ".join(f"{v:.4f}" for v in stats["channel_std"])
+        )
+    out += _issue_lines(stats)
     return "\n".join(out)
 
 
