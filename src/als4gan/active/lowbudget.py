@@ -119,6 +119,48 @@ def embedding_backbone(
     return network, {"backbone": name, "pretrained": config.pretrained, "weights_sha256": sha}
 
 
+def _cached_embeddings(
+    array_file: Path, meta_file: Path, key: dict[str, Any], count: int
+) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """The cached memory map and its sidecar when they were made for ``key``, else None."""
+    if not (array_file.is_file() and meta_file.is_file()):
+        return None
+    saved = read_json(meta_file)
+    if isinstance(saved, dict) and all(saved.get(k) == v for k, v in key.items()):
+        cached = np.load(array_file, mmap_mode="r")
+        if cached.shape == (count, int(saved.get("dim", -1))):
+            log.info("reusing the pool embeddings in %s", array_file)
+            return cached, saved
+    log.info("%s belongs to another pool or backbone: recomputing it", array_file)
+    return None
+
+
+def _embed_into(
+    network: torch.nn.Module,
+    loader: DataLoader[dict[str, Any]],
+    device: torch.device,
+    array_file: Path,
+    count: int,
+) -> int:
+    """Embed every batch straight into a memory-mapped ``array_file``; the embedding width."""
+    partial = array_file.with_name(array_file.name + ".partial")
+    array: Any = None
+    with torch.inference_mode():
+        for batch in progress(loader, total=len(loader), desc="embed pool", unit="batch"):
+            vectors = network.embed(batch["image"].to(device)).float().cpu().numpy()  # type: ignore[operator]
+            if array is None:
+                array = np.lib.format.open_memmap(
+                    partial, mode="w+", dtype=np.float32, shape=(count, vectors.shape[1])
+                )
+            array[batch["position"].numpy()] = vectors
+    assert array is not None
+    dim = int(array.shape[1])
+    array.flush()
+    del array
+    os.replace(partial, array_file)
+    return dim
+
+
 def pool_embeddings(
     config: SelectConfig,
     dataset: SegmentationDataset,
@@ -149,15 +191,10 @@ def pool_embeddings(
     }
     array_file = cache / EMBEDDINGS_FILE
     meta_file = cache / EMBEDDINGS_META
-    if array_file.is_file() and meta_file.is_file():
-        saved = read_json(meta_file)
-        if isinstance(saved, dict) and all(saved.get(k) == v for k, v in key.items()):
-            cached = np.load(array_file, mmap_mode="r")
-            if cached.shape == (len(ids), int(saved.get("dim", -1))):
-                log.info("reusing the pool embeddings in %s", array_file)
-                seconds = time.perf_counter() - started
-                return cached, {**saved, "reused": True, "seconds": seconds}
-        log.info("%s belongs to another pool or backbone: recomputing it", array_file)
+    cached = _cached_embeddings(array_file, meta_file, key, len(ids))
+    if cached is not None:
+        seconds = time.perf_counter() - started
+        return cached[0], {**cached[1], "reused": True, "seconds": seconds}
     cache.mkdir(parents=True, exist_ok=True)
     network.to(device).eval()
     workers = config.num_workers if config.num_workers is not None else default_num_workers()
@@ -167,21 +204,7 @@ def pool_embeddings(
         shuffle=False,
         num_workers=workers,
     )
-    partial = cache / (EMBEDDINGS_FILE + ".partial")
-    array: Any = None
-    with torch.inference_mode():
-        for batch in progress(loader, total=len(loader), desc="embed pool", unit="batch"):
-            vectors = network.embed(batch["image"].to(device)).float().cpu().numpy()  # type: ignore[operator]
-            if array is None:
-                array = np.lib.format.open_memmap(
-                    partial, mode="w+", dtype=np.float32, shape=(len(ids), vectors.shape[1])
-                )
-            array[batch["position"].numpy()] = vectors
-    assert array is not None
-    dim = int(array.shape[1])
-    array.flush()
-    del array
-    os.replace(partial, array_file)
+    dim = _embed_into(network, loader, device, array_file, len(ids))
     meta = {**key, "dim": dim, "dtype": "float32", "ids": ids}
     write_json(meta_file, meta)
     seconds = time.perf_counter() - started
@@ -257,6 +280,28 @@ def write_embedding_map(
     atomic_write_bytes(path, figure_png(fig))
 
 
+def _start_folder(
+    config: SelectConfig, run_dir: RunDir, name: str, plan: BudgetPlan
+) -> tuple[Path, dict[str, Any]]:
+    """Start ``selection/``: emptied, its ``config.yaml`` written, the stage marked running.
+
+    One pass, nothing to resume; the embedding cache stays.
+
+    Returns:
+        The folder and the config as a dict.
+    """
+    from als4gan.active.loop import CONFIG_FILE, SELECTION_DIR, STAGE, _clear_state
+    from als4gan.config import config_to_dict
+
+    folder = run_dir / SELECTION_DIR
+    _clear_state(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config_dict = config_to_dict(config)
+    write_yaml(folder / CONFIG_FILE, config_dict)
+    run_dir.mark_running(STAGE, strategy=name, budget=plan.budget)
+    return folder, config_dict
+
+
 def run_lowbudget_selection(
     config: SelectConfig,
     run_dir: RunDir,
@@ -272,16 +317,10 @@ def run_lowbudget_selection(
     Returns:
         The :class:`als4gan.active.loop.SelectionResult`.
     """
-    from als4gan.active.loop import CONFIG_FILE, SELECTION_DIR, STAGE, _clear_state, _finish
-    from als4gan.config import config_to_dict
+    from als4gan.active.loop import _finish
 
     assert name in LOW_BUDGET_STRATEGIES
-    folder = run_dir / SELECTION_DIR
-    _clear_state(folder)  # one pass, nothing to resume; the embedding cache stays
-    folder.mkdir(parents=True, exist_ok=True)
-    config_dict = config_to_dict(config)
-    write_yaml(folder / CONFIG_FILE, config_dict)
-    run_dir.mark_running(STAGE, strategy=name, budget=plan.budget)
+    folder, config_dict = _start_folder(config, run_dir, name, plan)
     log.info(
         "%s: pool of %d images; budget B = %d chosen in one pass on pretrained embeddings",
         name,

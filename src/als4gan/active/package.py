@@ -61,6 +61,22 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+def _label_studio_task(
+    source: Path, sample_id: str, round_index: int, rank: int, score: float | None, mask: Path
+) -> dict[str, Any]:
+    """One Label Studio task: the image as a local-files URL, the rest as metadata."""
+    return {
+        "data": {"image": local_files_url(source)},
+        "meta": {
+            "id": sample_id,
+            "round": round_index,
+            "rank": rank,
+            "score": score,
+            "mask": str(mask),
+        },
+    }
+
+
 def write_round_package(
     folder: Path,
     dataset: SegmentationDataset,
@@ -103,18 +119,8 @@ def write_round_package(
         mask = masks / f"{sample_id}.png"
         status = "missing" if sample_id in missing_set else "saved"
         writer.writerow([sample_id, str(target), score, str(mask), status])
-        tasks.append(
-            {
-                "data": {"image": local_files_url(Path(source))},
-                "meta": {
-                    "id": sample_id,
-                    "round": round_index,
-                    "rank": rank,
-                    "score": None if scores is None else float(scores[rank]),
-                    "mask": str(mask),
-                },
-            }
-        )
+        value = None if scores is None else float(scores[rank])
+        tasks.append(_label_studio_task(Path(source), sample_id, round_index, rank, value, mask))
     atomic_write_text(package / TASKS_FILE, buffer.getvalue())
     write_json(package / LABEL_STUDIO_FILE, tasks)
     atomic_write_text(folder / TO_LABEL_FILE, "".join(f"{i}\n" for i in missing))

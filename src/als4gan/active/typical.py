@@ -144,6 +144,51 @@ class LowBudgetPick:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _visit_order(
+    clusters: np.ndarray, labelled: np.ndarray, k: int, min_cluster_size: int
+) -> tuple[list[int], list[int]]:
+    """TypiClust's cluster order and the clusters visited first.
+
+    Order: fewest labelled rows, then largest, then lowest index. Visited first: the clusters
+    of at least ``min_cluster_size`` rows (all of them when there are none).
+    """
+    sizes = np.bincount(clusters, minlength=k)
+    existing = np.bincount(clusters[labelled], minlength=k)
+    order = [int(c) for c in np.lexsort((np.arange(k), -sizes, existing)) if sizes[c] > 0]
+    large = [c for c in order if sizes[c] >= min_cluster_size]
+    return order, large or order
+
+
+def _most_typical(
+    points: np.ndarray,
+    clusters: np.ndarray,
+    labelled: np.ndarray,
+    orders: tuple[list[int], list[int]],
+    budget: int,
+    neighbours: int,
+) -> tuple[list[int], list[float]]:
+    """Visit the clusters in turn, taking each one's most typical unlabelled row."""
+    order, visit = orders
+    taken = labelled.copy()
+    picks: list[int] = []
+    scores: list[float] = []
+    position = 0
+    while len(picks) < budget:
+        cluster = visit[position % len(visit)]
+        position += 1
+        members = np.flatnonzero((clusters == cluster) & ~taken)
+        if members.size == 0:
+            if all(not ((clusters == c) & ~taken).any() for c in visit):
+                visit = [c for c in order if ((clusters == c) & ~taken).any()]
+            continue
+        values = typicality(normalised(points[members]), min(neighbours, members.size // 2))
+        best = int(np.argmax(values))  # ties: the earliest row
+        picks.append(int(members[best]))
+        scores.append(float(values[best]))
+        taken[members[best]] = True
+    return picks, scores
+
+
 def typiclust(
     points: np.ndarray,
     labelled: np.ndarray,
@@ -177,27 +222,8 @@ def typiclust(
     k = max(1, min(int(labelled.sum()) + budget, max_clusters, count))
     clusters, _ = kmeans(points, k, seed)
     sizes = np.bincount(clusters, minlength=k)
-    existing = np.bincount(clusters[labelled], minlength=k)
-    order = [int(c) for c in np.lexsort((np.arange(k), -sizes, existing)) if sizes[c] > 0]
-    large = [c for c in order if sizes[c] >= min_cluster_size]
-    visit = large or order
-    taken = labelled.copy()
-    picks: list[int] = []
-    scores: list[float] = []
-    position = 0
-    while len(picks) < budget:
-        cluster = visit[position % len(visit)]
-        position += 1
-        members = np.flatnonzero((clusters == cluster) & ~taken)
-        if members.size == 0:
-            if all(not ((clusters == c) & ~taken).any() for c in visit):
-                visit = [c for c in order if ((clusters == c) & ~taken).any()]
-            continue
-        values = typicality(normalised(points[members]), min(neighbours, members.size // 2))
-        best = int(np.argmax(values))  # ties: the earliest row
-        picks.append(int(members[best]))
-        scores.append(float(values[best]))
-        taken[members[best]] = True
+    order, visit = _visit_order(clusters, labelled, k, min_cluster_size)
+    picks, scores = _most_typical(points, clusters, labelled, (order, visit), budget, neighbours)
     return LowBudgetPick(
         indices=np.asarray(picks, dtype=np.int64),
         scores=np.asarray(scores),
@@ -271,6 +297,55 @@ def purity_delta(
     return delta, record
 
 
+def _ball_edges(points: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (row, row in its delta-ball) as two ``int32`` arrays (chunked distances)."""
+    count = len(points)
+    sources: list[np.ndarray] = []
+    targets: list[np.ndarray] = []
+    for start in range(0, count, CHUNK):
+        block = _rows(points, start, start + CHUNK)
+        for other in range(0, count, CHUNK):
+            rows = _rows(points, other, other + CHUNK)
+            near = np.argwhere(_sq_dist(block, rows) < delta * delta)
+            sources.append((near[:, 0] + start).astype(np.int32))
+            targets.append((near[:, 1] + other).astype(np.int32))
+    return np.concatenate(sources), np.concatenate(targets)
+
+
+def _greedy_cover(
+    source: np.ndarray,
+    target: np.ndarray,
+    covered: np.ndarray,
+    labelled: np.ndarray,
+    budget: int,
+    seed: int,
+) -> tuple[list[int], list[float]]:
+    """Pick the rows covering the most uncovered rows (``covered`` is updated in place)."""
+    count = len(covered)
+    taken = labelled.copy()
+    picks: list[int] = []
+    scores: list[float] = []
+    rng = np.random.default_rng(seed)
+    while len(picks) < budget:
+        degree = np.bincount(source, minlength=count).astype(np.int64)
+        degree[taken] = -1
+        best = int(np.argmax(degree))
+        if degree[best] <= 0:
+            free = np.flatnonzero(~taken)
+            best = int(free[rng.integers(free.size)])
+            gain = 0
+        else:
+            gain = int(degree[best])
+            newly = target[source == best]
+            covered[newly] = True
+            keep = ~covered[target]
+            source, target = source[keep], target[keep]
+        picks.append(best)
+        scores.append(float(gain))
+        taken[best] = True
+    return picks, scores
+
+
 def probcover(
     points: np.ndarray,
     labelled: np.ndarray,
@@ -295,44 +370,14 @@ def probcover(
     labelled = np.asarray(labelled, dtype=bool)
     count = len(points)
     budget = min(budget, int((~labelled).sum()))
-    sources: list[np.ndarray] = []
-    targets: list[np.ndarray] = []
-    for start in range(0, count, CHUNK):
-        block = _rows(points, start, start + CHUNK)
-        for other in range(0, count, CHUNK):
-            rows = _rows(points, other, other + CHUNK)
-            near = np.argwhere(_sq_dist(block, rows) < delta * delta)
-            sources.append((near[:, 0] + start).astype(np.int32))
-            targets.append((near[:, 1] + other).astype(np.int32))
-    source = np.concatenate(sources)
-    target = np.concatenate(targets)
+    source, target = _ball_edges(points, delta)
     edges = int(source.size)
     covered = np.zeros(count, dtype=bool)
     for row in np.flatnonzero(labelled):
         covered[target[source == row]] = True
     keep = ~covered[target]
     source, target = source[keep], target[keep]
-    taken = labelled.copy()
-    picks: list[int] = []
-    scores: list[float] = []
-    rng = np.random.default_rng(seed)
-    while len(picks) < budget:
-        degree = np.bincount(source, minlength=count).astype(np.int64)
-        degree[taken] = -1
-        best = int(np.argmax(degree))
-        if degree[best] <= 0:
-            free = np.flatnonzero(~taken)
-            best = int(free[rng.integers(free.size)])
-            gain = 0
-        else:
-            gain = int(degree[best])
-            newly = target[source == best]
-            covered[newly] = True
-            keep = ~covered[target]
-            source, target = source[keep], target[keep]
-        picks.append(best)
-        scores.append(float(gain))
-        taken[best] = True
+    picks, scores = _greedy_cover(source, target, covered, labelled, budget, seed)
     return LowBudgetPick(
         indices=np.asarray(picks, dtype=np.int64),
         scores=np.asarray(scores),
