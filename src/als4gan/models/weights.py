@@ -255,6 +255,28 @@ def _expected_keys(target: dict[str, torch.Tensor]) -> list[str]:
     ]
 
 
+#: Prefixes a backbone's keys may carry in a file, tried in turn (the one filling most wins).
+_KEY_PREFIXES = ("backbone.", "module.backbone.", "encoder.", "module.", "")
+
+
+def _best_prefix_match(
+    state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The file's backbone tensors under the prefix that fills most of ``target`` (no head)."""
+    best: dict[str, torch.Tensor] = {}
+    for prefix in _KEY_PREFIXES:
+        candidate = {
+            key[len(prefix) :]: value
+            for key, value in state.items()
+            if key.startswith(prefix)
+            and key[len(prefix) :] in target
+            and not key[len(prefix) :].startswith(_HEAD_PREFIXES)
+        }
+        if len(candidate) > len(best):
+            best = candidate
+    return best
+
+
 def load_backbone_weights(
     backbone: nn.Module,
     path: str | Path,
@@ -280,19 +302,8 @@ def load_backbone_weights(
     state = read_state_dict(path)
     if isinstance(backbone, MobileNetV2) and is_classic_mobilenet_layout(state):
         state = map_classic_mobilenet_keys(state)
-    prefixes = ("backbone.", "module.backbone.", "encoder.", "module.", "")
     target = backbone.state_dict()
-    best: dict[str, torch.Tensor] = {}
-    for prefix in prefixes:
-        candidate = {
-            key[len(prefix) :]: value
-            for key, value in state.items()
-            if key.startswith(prefix)
-            and key[len(prefix) :] in target
-            and not key[len(prefix) :].startswith(_HEAD_PREFIXES)
-        }
-        if len(candidate) > len(best):
-            best = candidate
+    best = _best_prefix_match(state, target)
     expected = _expected_keys(target)
     loaded = [key for key in expected if key in best]
     if len(loaded) < min_fraction * len(expected):
