@@ -162,6 +162,9 @@ def run_selection(
 ) -> SelectionResult:
     """Choose the images to label under a budget and write ``out/selection/``.
 
+    Under ``torchrun``, rank 0 selects and writes; every process scores its shard of the pool
+    (:mod:`als4gan.active.parallel`); the others return rank 0's result, ``is_main`` false.
+
     Args:
         config: Options (checked and completed by :func:`resolve_select_config`).
         out: Run folder.
@@ -176,11 +179,6 @@ def run_selection(
         command: The command that continues a waiting selection (shown to the user).
         initial_ids: The initial set, instead of a random draw (``--initial FILE``); its size
             replaces ``n0`` in the budget arithmetic.
-
-    Under ``torchrun`` with several processes, rank 0 runs the selection and writes every
-    file; each process scores its shard of the pool (:mod:`als4gan.active.parallel`), and the
-    selection is the one a single process makes. The other processes return rank 0's result
-    with ``is_main`` false.
 
     Returns:
         The selection, or with ``oracle="human"`` possibly a waiting one (``result.waiting``).
