@@ -20,10 +20,11 @@ from als4gan.cli import main
 from als4gan.data import build_dataset
 from als4gan.io import read_json
 
+# With --labeled-ratio 0.5, rounds score 17 then 14 unlabelled images: 5 and 4 batches of 4,
+# so both processes score.
 SELECT = [
     "--model", "resnet18", "--image-size", "32", "--epochs", "1", "--num-workers", "0",
-    "--labeled-ratio", "0.5", "--alpha", "0.5", "--beta", "0.5",
-    "--score-batch-size", "4",  # 17 then 14 unlabelled images: 5 and 4 batches, both ranks score
+    "--alpha", "0.5", "--beta", "0.5", "--score-batch-size", "4",
 ]  # fmt: skip
 
 
@@ -89,7 +90,8 @@ def _folder(out: Path) -> dict[str, bytes | dict[str, object]]:
 def test_torchrun_selection_is_byte_identical_to_one_process(
     synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    args = ["select", "--root", str(synthetic_root), *SELECT, "--strategy", "entropy"]
+    args = ["select", "--root", str(synthetic_root), *SELECT, "--labeled-ratio", "0.5"]
+    args += ["--strategy", "entropy"]
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "als4gan", *args, "--out", str(tmp_path / "two"),
@@ -117,7 +119,8 @@ def test_torchrun_hybrid_and_lowbudget_selections_are_byte_identical(
     synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strategy: list[str]
 ) -> None:
     # hybrid: scores, embeddings of pool and labelled set, MC dropout; typiclust: rank 0 alone
-    args = ["select", "--root", str(synthetic_root), *SELECT, "--strategy", *strategy]
+    args = ["select", "--root", str(synthetic_root), *SELECT, "--labeled-ratio", "0.5"]
+    args += ["--strategy", *strategy]
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "als4gan", *args, "--out", str(tmp_path / "two"),
@@ -131,3 +134,17 @@ def test_torchrun_hybrid_and_lowbudget_selections_are_byte_identical(
     assert sorted(two) == sorted(one)
     for name in one:
         assert two[name] == one[name], name
+
+
+@pytest.mark.slow
+def test_torchrun_error_in_rank_0_stops_every_process(synthetic_root: Path, tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "als4gan", "select", "--root", str(synthetic_root), *SELECT, "--budget", "100",
+        "--out", str(tmp_path / "two"),
+    ]  # fmt: skip
+    env = {**os.environ, "ALS4GAN_NO_PROGRESS": "1", "ALS4GAN_THREADS": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "exceeds the pool of 22 images" in result.stderr
+    assert "process 0 of the selection stopped (BudgetError" in result.stderr

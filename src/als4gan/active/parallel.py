@@ -154,7 +154,7 @@ class PoolScorer:
     def stop(self, result: Any, error: BaseException | None = None) -> None:
         """Tell the other processes that the selection ended (with ``result`` or ``error``)."""
         if self.context is not None and self.context.enabled:
-            _broadcast(_Stop(result, None if error is None else repr(error)))
+            _broadcast(_Stop(result, None if error is None else type(error).__name__))
 
 
 def serve(context: DistributedContext, build: ModelBuilder) -> Any:
@@ -172,7 +172,8 @@ def serve(context: DistributedContext, build: ModelBuilder) -> Any:
         if isinstance(message, _Stop):
             if message.error is not None:
                 raise SelectionStoppedError(
-                    f"process 0 of the selection stopped with {message.error}; see its output"
+                    f"process 0 of the selection stopped ({message.error}, its message is "
+                    "above); this process stops too"
                 )
             return message.result
         assert isinstance(message, _Request)
