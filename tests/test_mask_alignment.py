@@ -15,8 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from als4gan.active.data import TrainingImages
-from als4gan.active.data import resize_image as pool_resize_image
-from als4gan.active.data import resize_mask as pool_resize_mask
 from als4gan.data.encoding import IGNORE_INDEX
 from als4gan.data.tiling import resize_image as tile_resize_image
 from als4gan.data.tiling import resize_mask as tile_resize_mask
@@ -101,9 +99,11 @@ def test_pillow_resizes_keep_mask_on_image(source: int, target: int) -> None:
     """Pillow's NEAREST samples pixel centres, like the bilinear/box image resizes."""
     for edge in range(1, source, 3):
         image, mask = _step(source, source, edge, axis=1)
-        pooled = pool_resize_image(image[None], target, target)[0]
+        pooled = tile_resize_image(
+            image[None], target, target, shrink="bilinear", channels_first=True
+        )[0]
         border = 1 if target < source else 0
-        pooled_mask = pool_resize_mask(mask.astype(np.uint8), target, target)
+        pooled_mask = tile_resize_mask(mask.astype(np.uint8), target, target)
         _assert_aligned(pooled, pooled_mask, border=border)
         tiled = tile_resize_image((image * 255).astype(np.uint8)[:, :, None], target, target)
         tiled_mask = tile_resize_mask(mask.astype(np.uint8), target, target)

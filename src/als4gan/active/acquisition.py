@@ -16,63 +16,39 @@ when a diversity strategy asks for them, are kept, never images.
 from __future__ import annotations
 
 import abc
-import math
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from als4gan.active.config import DEFAULT_MODELS, SelectConfig
-from als4gan.active.data import PoolImages, TrainingImages
+from als4gan.active.data import PoolImages
+from als4gan.active.fitting import fit_acquisition, rng_devices
+from als4gan.active.scoring import PoolOutputs, Shard, score_ids
 from als4gan.active.strategies import QueryStrategy
 from als4gan.data.base import SegmentationDataset
-from als4gan.errors import DataError, TrainingDivergedError
+from als4gan.errors import DataError
 from als4gan.models import build_classifier, build_segmentation_model
 from als4gan.models.classifier import ImageClassifier
 from als4gan.models.deeplab import DeepLabV2
-from als4gan.runtime import autocast, derive_seed, progress
+from als4gan.runtime import derive_seed
 
-
-@dataclass
-class PoolOutputs:
-    """What one pass over some pool images produced (rows in the order of the ids given).
-
-    Attributes:
-        scores: ``(N,)`` float64 strategy scores, or ``None`` when not asked for.
-        embeddings: ``(N, D)`` float16 embeddings, or ``None`` when not asked for.
-        accuracy: Share of images whose predicted image label matches the true one (only
-            when labels were read), else ``None``.
-        seconds: Wall time of the pass.
-    """
-
-    scores: np.ndarray | None
-    embeddings: np.ndarray | None
-    accuracy: float | None
-    seconds: float
+__all__ = [
+    "ACQUISITION_MODELS",
+    "AcquisitionModel",
+    "ClassifierAcquisition",
+    "PoolOutputs",
+    "SegmentationAcquisition",
+    "resolve_model_name",
+]
 
 
 def resolve_model_name(config: SelectConfig) -> str:
     """``--model auto`` -> the mode's default backbone."""
     return DEFAULT_MODELS[config.acquisition] if config.model == "auto" else config.model
-
-
-def _rng_devices(device: torch.device) -> list[int]:
-    if device.type == "cuda":
-        return [device.index if device.index is not None else torch.cuda.current_device()]
-    return []
-
-
-def _merge_single_batches(batches: list[list[Any]]) -> list[list[Any]]:
-    """Fold a trailing batch of one item into the previous batch (BatchNorm needs two)."""
-    if len(batches) > 1 and len(batches[-1]) == 1:
-        batches[-2].extend(batches.pop())
-    return batches
 
 
 class _DropoutSegmentation(nn.Module):
@@ -174,7 +150,7 @@ class AcquisitionModel(abc.ABC):
 
     def reset(self) -> None:
         """Re-create the network from its initial weights (same for every reset)."""
-        with torch.random.fork_rng(devices=_rng_devices(self.device)):
+        with torch.random.fork_rng(devices=rng_devices(self.device)):
             torch.manual_seed(derive_seed(self.config.seed, "acquisition-init"))
             network = self.build_network()
         network.to(self.device)
@@ -195,32 +171,19 @@ class AcquisitionModel(abc.ABC):
         assert self.network is not None
         self.network.load_state_dict(state)
 
-    def _to_device(self, images: torch.Tensor) -> torch.Tensor:
+    def to_device(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` on the device, in channels_last layout when that is used."""
         images = images.to(self.device, non_blocking=True)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def _training_batches(self, count: int, epochs: int, seed: int) -> list[list[tuple[int, int]]]:
-        """Shuffled ``(index, seed)`` batches for ``epochs`` epochs, drawn from ``seed``."""
-        generator = torch.Generator().manual_seed(seed)
-        batches: list[list[tuple[int, int]]] = []
-        for _ in range(epochs):
-            order = torch.randperm(count, generator=generator).tolist()
-            seeds = torch.randint(0, 2**62, (count,), generator=generator).tolist()
-            keys = list(zip(order, seeds, strict=True))
-            epoch = [
-                keys[start : start + self.config.batch_size]
-                for start in range(0, count, self.config.batch_size)
-            ]
-            batches.extend(_merge_single_batches(epoch))
-        return batches
-
     def fit(self, labelled_ids: Sequence[str], round_index: int, epochs: int) -> dict[str, Any]:
         """Train on ``labelled_ids`` for ``epochs`` epochs with a fresh SGD optimiser.
 
         Randomness (batch order, augmentation, dropout) is derived from the seed and the round,
-        so a resumed selection repeats exactly what an uninterrupted one does.
+        so a resumed selection repeats exactly what an uninterrupted one does
+        (:func:`als4gan.active.fitting.fit_acquisition`).
 
         Returns:
             ``{"epochs", "images", "steps", "loss", "seconds"}`` (loss = mean of the last epoch).
@@ -228,74 +191,10 @@ class AcquisitionModel(abc.ABC):
         Raises:
             TrainingDivergedError: If the loss becomes non-finite.
         """
-        if self.network is None:
-            self.reset()
-        network = self.network
-        assert network is not None
-        start = time.perf_counter()
-        low, high = (float(v) for v in self.config.scale_range)
-        data = TrainingImages(
-            self.dataset,
-            labelled_ids,
-            self.config.image_size,
-            scale_range=(low, high) if low != high else None,
-            mirror=self.config.mirror,
-            with_mask=self.with_mask,
-            ignore_index=self.dataset.classes.ignore_index,
-        )
-        round_seed = derive_seed(self.config.seed, "acquisition-train", round_index)
-        batches = self._training_batches(len(data), epochs, round_seed)
-        if not batches:
-            return {"epochs": epochs, "images": len(data), "steps": 0, "loss": None, "seconds": 0.0}
-        loader = DataLoader(
-            data,
-            batch_sampler=batches,
-            num_workers=self.num_workers,
-            generator=torch.Generator().manual_seed(round_seed),
-            pin_memory=self.device.type == "cuda",
-        )
-        optimiser = torch.optim.SGD(
-            network.parameters(),
-            lr=self.config.lr,
-            momentum=self.config.momentum,
-            weight_decay=self.config.weight_decay,
-        )
-        steps_per_epoch = max(1, len(batches) // max(1, epochs))
-        last_losses: list[float] = []
-        network.train()
-        with torch.random.fork_rng(devices=_rng_devices(self.device)):
-            torch.manual_seed(derive_seed(round_seed, "dropout"))
-            bar = progress(
-                loader, total=len(batches), desc=f"round {round_index}: fit", unit="batch"
-            )
-            for step, batch in enumerate(bar):
-                batch["image"] = self._to_device(batch["image"])
-                for key in ("label", "mask"):
-                    if key in batch:
-                        batch[key] = batch[key].to(self.device, non_blocking=True)
-                with autocast(self.device, self.amp):
-                    loss = self.loss(network, batch)
-                if loss is None:
-                    continue
-                if not bool(torch.isfinite(loss)):
-                    raise TrainingDivergedError(
-                        f"the acquisition model's loss became {float(loss)} in round "
-                        f"{round_index}; lower --lr (now {self.config.lr})"
-                    )
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimiser.step()
-                if step >= len(batches) - steps_per_epoch:
-                    last_losses.append(float(loss.detach()))
-        return {
-            "epochs": epochs,
-            "images": len(data),
-            "steps": len(batches),
-            "loss": float(np.mean(last_losses)) if last_losses else None,
-            "seconds": time.perf_counter() - start,
-        }
+        return fit_acquisition(self, labelled_ids, round_index, epochs)
 
-    def _batches(self, ids: Sequence[str], with_labels: bool) -> Iterator[dict[str, Any]]:
+    def pool_batches(self, ids: Sequence[str], with_labels: bool) -> Iterator[dict[str, Any]]:
+        """``ids`` read and resized in batches of ``--score-batch-size``, in order."""
         loader = DataLoader(
             PoolImages(self.dataset, ids, self.config.image_size, with_labels=with_labels),
             batch_size=self.config.score_batch_size,
@@ -325,55 +224,33 @@ class AcquisitionModel(abc.ABC):
             with_labels: Read image labels and measure accuracy (classifier mode).
             desc: Progress-bar label.
         """
-        if self.network is None:
-            raise RuntimeError("fit the acquisition model before scoring")
-        network = self.network
-        start = time.perf_counter()
-        count = len(ids)
-        scores = np.empty(count, dtype=np.float64) if with_scores else None
-        embeddings: np.ndarray | None = None
-        correct = 0
-        labelled = 0
-        mc_generator: torch.Generator | None = None
-        if with_scores and self.strategy.needs_mc_samples:
-            mc_generator = torch.Generator(device=self.device).manual_seed(
-                derive_seed(self.config.seed, "mc-dropout", round_index)
-            )
-        network.eval()
-        with torch.inference_mode():
-            bar = progress(
-                self._batches(ids, with_labels),
-                total=math.ceil(count / self.config.score_batch_size),
-                desc=f"round {round_index}: {desc}",
-                unit="batch",
-            )
-            for batch in bar:
-                positions = batch["position"].numpy()
-                images = self._to_device(batch["image"])
-                with autocast(self.device, self.amp):
-                    outputs = self.pool_outputs(network, images, mc_generator)
-                if scores is not None:
-                    probs = outputs["mc_probs"] if mc_generator is not None else outputs["probs"]
-                    scores[positions] = self.strategy.score(probs.float().cpu())
-                if with_embeddings:
-                    vectors = outputs["embeddings"].float().cpu().numpy().astype(np.float16)
-                    if embeddings is None:
-                        embeddings = np.empty((count, vectors.shape[1]), dtype=np.float16)
-                    embeddings[positions] = vectors
-                if with_labels and "label" in batch and outputs["probs"].ndim == 2:
-                    labels = batch["label"].numpy()
-                    predicted = outputs["probs"].argmax(dim=1).cpu().numpy()
-                    valid = labels >= 0
-                    correct += int((predicted[valid] == labels[valid]).sum())
-                    labelled += int(valid.sum())
-        return PoolOutputs(
-            scores=scores,
-            embeddings=embeddings,
-            accuracy=correct / labelled if labelled else None,
-            seconds=time.perf_counter() - start,
-        )
+        flags = (with_scores, with_embeddings, with_labels)
+        return score_ids(self, ids, round_index, flags, desc, Shard())
 
-    def _mc_masks(
+    def score_shard(
+        self,
+        ids: Sequence[str],
+        round_index: int,
+        flags: tuple[bool, bool, bool],
+        desc: str,
+        shard: Shard,
+    ) -> PoolOutputs:
+        """Like :meth:`score_pool` for this process's ``shard`` of the batches (rows: theirs).
+
+        Args:
+            ids: All images of the pass, in order.
+            round_index: Round number (seeds the Monte-Carlo dropout masks).
+            flags: ``(with_scores, with_embeddings, with_labels)``.
+            desc: Progress-bar label (shown by rank 0 only).
+            shard: This process's rank and the number of processes.
+        """
+        return score_ids(self, ids, round_index, flags, desc, shard)
+
+    def mc_mask_shape(self, batch_size: int) -> tuple[int, ...]:
+        """Shape of one Monte-Carlo dropout mask for a batch of ``batch_size`` images."""
+        raise NotImplementedError(f"{type(self).__name__} draws no Monte-Carlo dropout masks")
+
+    def mc_masks(
         self, shape: tuple[int, ...], generator: torch.Generator, device: torch.device
     ) -> Iterator[torch.Tensor]:
         """``mc_samples`` inverted-dropout masks of ``shape`` drawn from ``generator``."""
@@ -420,6 +297,11 @@ class ClassifierAcquisition(AcquisitionModel):
         logits = network(batch["image"]).float()
         return F.cross_entropy(logits, labels, ignore_index=-1)
 
+    def mc_mask_shape(self, batch_size: int) -> tuple[int, ...]:
+        """One dropout value per image and embedding channel."""
+        assert isinstance(self.network, ImageClassifier)
+        return (batch_size, self.network.backbone.out_channels)
+
     def pool_outputs(
         self, network: nn.Module, images: torch.Tensor, mc_generator: torch.Generator | None
     ) -> dict[str, torch.Tensor]:
@@ -431,7 +313,9 @@ class ClassifierAcquisition(AcquisitionModel):
         if mc_generator is not None:
             samples = [
                 F.softmax(head(embed * mask).float(), dim=1)
-                for mask in self._mc_masks(tuple(embed.shape), mc_generator, embed.device)
+                for mask in self.mc_masks(
+                    self.mc_mask_shape(embed.shape[0]), mc_generator, embed.device
+                )
             ]
             outputs["mc_probs"] = torch.stack(samples)
         return outputs
@@ -479,6 +363,11 @@ class SegmentationAcquisition(AcquisitionModel):
         logits = network(batch["image"]).float()
         return F.cross_entropy(logits, mask, ignore_index=ignore)
 
+    def mc_mask_shape(self, batch_size: int) -> tuple[int, ...]:
+        """One dropout value per image and feature channel (the same at every position)."""
+        assert isinstance(self.network, _DropoutSegmentation)
+        return (batch_size, self.network.network.backbone.out_channels, 1, 1)
+
     def pool_outputs(
         self, network: nn.Module, images: torch.Tensor, mc_generator: torch.Generator | None
     ) -> dict[str, torch.Tensor]:
@@ -495,11 +384,11 @@ class SegmentationAcquisition(AcquisitionModel):
             "embeddings": features.float().mean(dim=(2, 3)),
         }
         if mc_generator is not None:
-            shape = (features.shape[0], features.shape[1], 1, 1)
+            shape = self.mc_mask_shape(features.shape[0])
             outputs["mc_probs"] = torch.stack(
                 [
                     F.softmax(classifier(features * mask).float(), dim=1)
-                    for mask in self._mc_masks(shape, mc_generator, features.device)
+                    for mask in self.mc_masks(shape, mc_generator, features.device)
                 ]
             )
         return outputs

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from als4gan.config import option
+from als4gan.errors import ConfigError
 
 ACQUISITION_MODES: tuple[str, ...] = ("classifier", "segmentation")
 REFIT_MODES: tuple[str, ...] = ("full", "reinit", "incremental")
@@ -168,3 +169,77 @@ class SelectConfig:
         "(reads every pool mask; for experiments)",
     )
     sheet_max: int = option(120, "most images shown on the contact sheet")
+
+
+def _training_checks(config: SelectConfig) -> list[tuple[bool, str]]:
+    """(holds, message) for the acquisition model's training options."""
+    low_high = config.scale_range
+    return [
+        (config.epochs >= 1, f"--epochs must be >= 1, got {config.epochs}"),
+        (config.batch_size >= 1, f"--batch-size must be >= 1, got {config.batch_size}"),
+        (config.image_size >= 32, f"--image-size must be >= 32 pixels, got {config.image_size}"),
+        (config.lr > 0, f"--lr must be > 0, got {config.lr}"),
+        (config.momentum >= 0, f"--momentum must be >= 0, got {config.momentum}"),
+        (config.weight_decay >= 0, f"--weight-decay must be >= 0, got {config.weight_decay}"),
+        (
+            len(low_high) == 2 and 0 < low_high[0] <= low_high[1],
+            f"--scale-range takes two numbers 0 < LOW <= HIGH, got {low_high}",
+        ),
+        (
+            config.refit_epochs is None or config.refit_epochs >= 1,
+            f"--refit-epochs must be >= 1, got {config.refit_epochs}",
+        ),
+    ]
+
+
+def _strategy_checks(config: SelectConfig) -> list[tuple[bool, str]]:
+    """(holds, message) for the strategies' and the runtime's options."""
+    return [
+        (config.mc_samples >= 2, f"--mc-samples must be >= 2, got {config.mc_samples}"),
+        (
+            0 < config.mc_dropout < 1,
+            f"--mc-dropout must lie in (0, 1), got {config.mc_dropout}",
+        ),
+        (config.hybrid_factor >= 1, f"--hybrid-factor must be >= 1, got {config.hybrid_factor}"),
+        (
+            config.class_balance_power >= 0,
+            f"--class-balance-power must be >= 0, got {config.class_balance_power}",
+        ),
+        (
+            config.score_batch_size >= 1,
+            f"--score-batch-size must be >= 1, got {config.score_batch_size}",
+        ),
+        (
+            config.num_workers is None or config.num_workers >= 0,
+            f"--num-workers must be >= 0, got {config.num_workers}",
+        ),
+        (config.sheet_max >= 0, f"--sheet-max must be >= 0, got {config.sheet_max}"),
+        (
+            0 < config.auto_threshold <= 1,
+            f"--auto-threshold must lie in (0, 1], got {config.auto_threshold}",
+        ),
+    ]
+
+
+def resolve_select_config(config: SelectConfig) -> SelectConfig:
+    """Check option values and fill the labelled-ratio default.
+
+    Raises:
+        ConfigError: On an invalid value (the message names the flag).
+    """
+    if not config.root:
+        raise ConfigError(
+            "--root is required: the dataset folder written by 'als4gan prepare' "
+            "(e.g. 'als4gan prepare synthetic --out data/synthetic', then --root data/synthetic)"
+        )
+    if config.labeled_ratio is not None and config.budget is not None:
+        raise ConfigError(
+            "give either --labeled-ratio or --budget, not both "
+            f"(got --labeled-ratio {config.labeled_ratio} and --budget {config.budget})"
+        )
+    if config.labeled_ratio is None and config.budget is None:
+        config.labeled_ratio = DEFAULT_LABELED_RATIO
+    for ok, message in (*_training_checks(config), *_strategy_checks(config)):
+        if not ok:
+            raise ConfigError(message)
+    return config

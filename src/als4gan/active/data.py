@@ -4,10 +4,12 @@ Neither ever holds more than one image per item: the pool is read lazily by a Da
 batches, so memory does not grow with the pool (the reference code loads the whole pool into
 memory as one batch, defect 9 in docs/method.md).
 
-Resizing uses Pillow, not ``torch.nn.functional.interpolate``: torch's CPU kernels give results
-that differ in the last bit with the number of threads (DataLoader workers run one thread, the
-main process several), which would make a selection depend on ``--num-workers``. Pillow's
-resampling is single-threaded and exact, and antialiases when shrinking.
+Resizing uses Pillow (:func:`als4gan.data.tiling.resize_image`), not
+``torch.nn.functional.interpolate``: torch's CPU kernels give results that differ in the last bit
+with the number of threads (DataLoader workers run one thread, the main process several), which
+would make a selection depend on ``--num-workers``. Pillow's resampling is single-threaded and
+exact, and antialiases when shrinking. The training augmentation is the one of ``als4gan train``
+(:class:`als4gan.data.transforms.TrainAugment`) with this resize.
 """
 
 from __future__ import annotations
@@ -15,44 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from als4gan.data.base import Sample, SegmentationDataset, image_to_tensor
 from als4gan.data.encoding import IGNORE_INDEX
-
-
-def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(C, H, W) float32 -> (C, height, width) float32, bilinear (antialiased when shrinking)."""
-    if image.shape[1:] == (height, width):
-        return image
-    channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(band), mode="F").resize(
-                (width, height), Image.Resampling.BILINEAR
-            ),
-            dtype=np.float32,
-        )
-        for band in image
-    ]
-    return np.stack(channels)
-
-
-def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(H, W) class indices (0..255) -> (height, width), nearest neighbour only.
-
-    Pillow's ``NEAREST`` samples the source at output pixel centres (like torch's
-    ``nearest-exact``), so the mask stays aligned with the bilinearly resized image; this is
-    checked by tests/test_mask_alignment.py.
-    """
-    if mask.shape == (height, width):
-        return mask
-    resized = Image.fromarray(mask.astype(np.uint8), mode="L").resize(
-        (width, height), Image.Resampling.NEAREST
-    )
-    return np.asarray(resized, dtype=np.uint8)
+from als4gan.data.tiling import resize_image
+from als4gan.data.transforms import TrainAugment, resize_sample_pillow
 
 
 class PoolImages(Dataset[Sample]):
@@ -86,7 +57,9 @@ class PoolImages(Dataset[Sample]):
     def __getitem__(self, index: int) -> Sample:
         sample_id = self.ids[index]
         image = image_to_tensor(self.dataset.load_image(sample_id)).numpy()
-        resized = resize_image(image, self.image_size, self.image_size)
+        resized = resize_image(
+            image, self.image_size, self.image_size, shrink="bilinear", channels_first=True
+        )
         item: Sample = {"image": torch.from_numpy(resized), "position": index}
         if self.with_labels:
             item["label"] = self.dataset.image_label(sample_id)
@@ -103,8 +76,9 @@ class TrainingImages(Dataset[Sample]):
     Each image is resized to ``image_size`` times a random factor in ``scale_range`` in one step
     (image bilinear, mask nearest, both sampled at pixel centres so they stay aligned), padded
     back to ``image_size`` when smaller (image 0, mask ignore), randomly cropped to
-    ``image_size`` and randomly mirrored (docs/method.md, stage 1: random scale and mirror; the
-    same draws as :class:`als4gan.data.transforms.TrainAugment`).
+    ``image_size`` and randomly mirrored (docs/method.md, stage 1: random scale and mirror). This
+    is :class:`als4gan.data.transforms.TrainAugment` (the training augmentation) with a
+    ``base_size`` of ``image_size`` and the Pillow resize.
 
     Args:
         dataset: The dataset the ids belong to.
@@ -127,43 +101,24 @@ class TrainingImages(Dataset[Sample]):
         ignore_index: int = IGNORE_INDEX,
     ) -> None:
         self.subset = dataset.subset(list(ids))
-        self.image_size = image_size
-        self.scale_range = scale_range
-        self.mirror = mirror
         self.with_mask = with_mask
-        self.ignore_index = ignore_index
+        self.augment = TrainAugment(
+            image_size,
+            scale_range,
+            mirror,
+            ignore_index,
+            resize=resize_sample_pillow,
+            base_size=image_size,
+        )
 
     def __len__(self) -> int:
         return len(self.subset)
 
     def __getitem__(self, key: Any) -> Sample:
         index, seed = key
-        sample = self.subset[int(index)]
         generator = torch.Generator().manual_seed(int(seed))
-        size = scaled = self.image_size
-        if self.scale_range is not None:
-            low, high = self.scale_range
-            scale = low + (high - low) * float(torch.rand((), generator=generator))
-            scaled = max(1, int(size * scale + 0.5))
-        # One resize straight to the scaled size: resizing twice (to ``size``, then scaling)
-        # would compare a twice-blurred image with a twice-rounded mask and misalign edges.
-        image = resize_image(sample["image"].numpy(), scaled, scaled)
-        mask = resize_mask(sample["mask"].numpy(), scaled, scaled)
-        pad = max(0, size - image.shape[1])
-        if pad:
-            image = np.pad(image, ((0, 0), (0, pad), (0, pad)), constant_values=0.0)
-            mask = np.pad(mask, ((0, pad), (0, pad)), constant_values=self.ignore_index)
-        top = int(torch.randint(0, image.shape[1] - size + 1, (), generator=generator))
-        left = int(torch.randint(0, image.shape[2] - size + 1, (), generator=generator))
-        image = image[:, top : top + size, left : left + size]
-        mask = mask[top : top + size, left : left + size]
-        if self.mirror and bool(torch.rand((), generator=generator) < 0.5):
-            image = image[:, :, ::-1]
-            mask = mask[:, ::-1]
-        item: Sample = {
-            "image": torch.from_numpy(np.ascontiguousarray(image)),
-            "label": int(sample["label"]),
-        }
+        sample = self.augment(self.subset[int(index)], generator)
+        item: Sample = {"image": sample["image"], "label": int(sample["label"])}
         if self.with_mask:
-            item["mask"] = torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
+            item["mask"] = sample["mask"]
         return item

@@ -126,12 +126,51 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize an (H, W, C) ``uint8`` image (area-averaging when shrinking, bilinear otherwise)."""
-    if image.shape[:2] == (height, width):
+#: Pillow filters for shrinking an image (enlarging is always bilinear); see :func:`resize_image`.
+SHRINK_FILTERS: dict[str, Image.Resampling] = {
+    "box": Image.Resampling.BOX,
+    "bilinear": Image.Resampling.BILINEAR,
+}
+
+
+def resize_image(
+    image: np.ndarray,
+    height: int,
+    width: int,
+    *,
+    shrink: str = "box",
+    channels_first: bool = False,
+) -> np.ndarray:
+    """Resize an image with Pillow: bilinear when enlarging, the ``shrink`` filter otherwise.
+
+    Pillow rather than torch: its resampling is single-threaded and exact, where torch's CPU
+    interpolation differs in the last bit with the number of threads (a selection would then
+    depend on ``--num-workers``).
+
+    Args:
+        image: ``(H, W, C)`` or ``(H, W)`` ``uint8`` as read from disk (``channels_first``
+            false), or a ``(C, H, W)`` float32 network input (``channels_first``: each band is
+            resized as a 32-bit float image, nothing is rounded).
+        height: Output height.
+        width: Output width.
+        shrink: Filter when a side shrinks: ``"box"`` (area average; preparing datasets) or
+            ``"bilinear"`` (Pillow's bilinear, antialiased when shrinking; used for the whole
+            resize, e.g. the acquisition model's input).
+        channels_first: The layout of ``image`` (see above).
+    """
+    if shrink not in SHRINK_FILTERS:
+        raise ConfigError(f"unknown shrink filter '{shrink}'. Choose one of: box, bilinear")
+    size = image.shape[1:] if channels_first else image.shape[:2]
+    if size == (height, width):
         return image
-    shrinking = height < image.shape[0] or width < image.shape[1]
-    method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    shrinking = height < size[0] or width < size[1]
+    method = SHRINK_FILTERS[shrink] if shrinking else Image.Resampling.BILINEAR
+    if channels_first:
+        bands = [
+            Image.fromarray(np.ascontiguousarray(band), mode="F").resize((width, height), method)
+            for band in image
+        ]
+        return np.stack([np.asarray(band, dtype=np.float32) for band in bands])
     squeeze = image.ndim == 3 and image.shape[2] == 1
     pil = Image.fromarray(image[:, :, 0] if squeeze else image)
     out = np.asarray(pil.resize((width, height), method))

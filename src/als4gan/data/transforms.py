@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
@@ -21,6 +22,8 @@ from als4gan.data.base import Sample, SegmentationDataset
 from als4gan.data.encoding import IGNORE_INDEX
 
 RandomTransform = Callable[[Sample, torch.Generator], Sample]
+#: Resizes a sample's image (bilinear) and mask (nearest) to ``(height, width)``.
+SampleResize = Callable[[Sample, int, int], Sample]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,27 @@ def resize_sample(sample: Sample, height: int, width: int) -> Sample:
     return out
 
 
+def resize_sample_pillow(sample: Sample, height: int, width: int) -> Sample:
+    """:func:`resize_sample` with Pillow: the same for any number of threads.
+
+    The image is resized band by band as 32-bit float images (bilinear, antialiased when
+    shrinking; :func:`als4gan.data.tiling.resize_image`), the mask with nearest neighbour at
+    pixel centres (:func:`als4gan.data.tiling.resize_mask`, int64 out). Used for the acquisition
+    model of ``als4gan select``, whose selection must not depend on ``--num-workers``.
+    """
+    from als4gan.data.tiling import resize_image, resize_mask
+
+    out = dict(sample)
+    image = sample["image"].numpy()
+    out["image"] = torch.from_numpy(
+        resize_image(image, height, width, shrink="bilinear", channels_first=True)
+    )
+    if "mask" in sample:
+        mask = resize_mask(sample["mask"].numpy().astype(np.uint8), height, width)
+        out["mask"] = torch.from_numpy(mask.astype(np.int64))
+    return out
+
+
 def pad_sample(sample: Sample, height: int, width: int, ignore_index: int = IGNORE_INDEX) -> Sample:
     """Pad bottom/right to at least (height, width): image with 0, mask with ``ignore_index``."""
     image = sample["image"]
@@ -65,11 +89,20 @@ def pad_sample(sample: Sample, height: int, width: int, ignore_index: int = IGNO
 class TrainAugment:
     """Random scale, pad, crop and mirror (the s4GAN training augmentation).
 
+    The same draws serve the acquisition model of ``als4gan select`` (``base_size``, Pillow
+    ``resize``): there the whole image is resized in one step to a square of ``base_size``
+    times the random scale (resizing twice would compare a twice-blurred image with a
+    twice-rounded mask), then padded, cropped and mirrored the same way.
+
     Args:
         crop_size: Output side length.
         scale_range: Random scale factor range; ``None`` disables scaling.
         mirror: Random horizontal flip.
         ignore_index: Mask value of padded pixels.
+        resize: How image and mask are resized (default torch, :func:`resize_sample`;
+            :func:`resize_sample_pillow` gives the same result for any number of threads).
+        base_size: Scale a ``base_size`` square instead of the image's own size (and resize to
+            it without ``scale_range``).
     """
 
     def __init__(
@@ -78,11 +111,16 @@ class TrainAugment:
         scale_range: tuple[float, float] | None = (0.5, 1.5),
         mirror: bool = True,
         ignore_index: int = IGNORE_INDEX,
+        *,
+        resize: SampleResize = resize_sample,
+        base_size: int | None = None,
     ) -> None:
         self.crop_size = crop_size
         self.scale_range = scale_range
         self.mirror = mirror
         self.ignore_index = ignore_index
+        self.resize = resize
+        self.base_size = base_size
         self.warned_small = False
 
     def __call__(self, sample: Sample, generator: torch.Generator) -> Sample:
@@ -92,7 +130,8 @@ class TrainAugment:
         reported with a warning (once per process).
         """
         height, width = sample["image"].shape[-2:]
-        if (height < self.crop_size or width < self.crop_size) and not self.warned_small:
+        small = height < self.crop_size or width < self.crop_size
+        if small and self.base_size is None and not self.warned_small:
             self.warned_small = True
             log.warning(
                 "image '%s' is %dx%d px, smaller than the %d px training crop: it is padded "
@@ -103,11 +142,15 @@ class TrainAugment:
                 height,
                 self.crop_size,
             )
+        if self.base_size is not None:
+            height = width = self.base_size
         if self.scale_range is not None:
             scale = _uniform(generator, *self.scale_range)
-            sample = resize_sample(
+            sample = self.resize(
                 sample, max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
             )
+        elif self.base_size is not None:
+            sample = self.resize(sample, self.base_size, self.base_size)
         sample = pad_sample(sample, self.crop_size, self.crop_size, self.ignore_index)
         height, width = sample["image"].shape[-2:]
         top = int(torch.randint(0, height - self.crop_size + 1, (), generator=generator))
