@@ -57,7 +57,7 @@ from als4gan.active.parallel import (
 from als4gan.active.pool import PoolState
 from als4gan.active.rounds import SelectionRounds, refit_epochs
 from als4gan.active.strategies import LOW_BUDGET_STRATEGIES, QueryStrategy, build_strategy
-from als4gan.data import build_dataset
+from als4gan.data import build_dataset, dataset_options
 from als4gan.data.base import SegmentationDataset
 from als4gan.errors import ConfigError
 from als4gan.io import RunDir
@@ -88,18 +88,14 @@ _clear_state = clear_state
 _finish = finish
 
 
-def _dataset_options(config: SelectConfig) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if config.classes_file:
-        options["classes_file"] = config.classes_file
-    if config.bands:
-        options["bands"] = list(config.bands)
-    return options
-
-
 def _build_dataset(config: SelectConfig) -> SegmentationDataset:
     assert config.root is not None
-    return build_dataset(config.dataset, config.root, config.split, **_dataset_options(config))
+    return build_dataset(
+        config.dataset,
+        config.root,
+        config.split,
+        **dataset_options(classes_file=config.classes_file, bands=config.bands),
+    )
 
 
 def build_acquisition_model(
