@@ -355,7 +355,7 @@ class ArraySource:
 
     def display(self) -> np.ndarray:
         """(H, W, 3) ``uint8`` for overlays."""
-        from als4gan.report.images import display_rgb
+        from als4gan.draw.images import display_rgb
 
         return display_rgb(self.scaled, stretch=self.dtype != np.uint8)
 
@@ -757,7 +757,7 @@ def _preview_from_rasters(
     import rasterio
     from rasterio.enums import Resampling
 
-    from als4gan.report.images import display_rgb, fit_size
+    from als4gan.draw.images import display_rgb, fit_size
 
     height, width = fit_size(source.height, source.width, settings.preview_size)
     with rasterio.open(classes_path) as classes:
@@ -786,7 +786,7 @@ def predict_file(
     """Predict one input and write its outputs; returns the summary written to ``NAME.json``."""
     import rasterio
 
-    from als4gan.report.images import blend_overlay, with_legend
+    from als4gan.draw.images import blend_overlay, with_legend
 
     started = time.perf_counter()
     source = open_source(path, in_channels, settings.bands, settings.image_max)
