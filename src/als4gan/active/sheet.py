@@ -1,4 +1,4 @@
-"""Class histograms of chosen images and their contact sheet (drawn by :mod:`als4gan.draw.sheet`)."""
+"""Class histograms of chosen images and their contact sheet (drawn by :mod:`als4gan.draw`)."""
 
 from __future__ import annotations
 
