@@ -1,7 +1,8 @@
 """What an evaluation reads: run folders, the dataset source, compatibility checks, the regime.
 
 Shared by ``als4gan evaluate`` and the readers of run folders (the report builds the run's
-dataset from :func:`resolve_data_source` to draw contact sheets); nothing here loads a model.
+dataset from :func:`resolve_data_source` to draw contact sheets); nothing here loads a model,
+and checkpoint helpers are imported only by the functions that read checkpoint records.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from als4gan.checkpoint import CHECKPOINT_DIR, recorded_classes, recorded_preprocessing
 from als4gan.errors import CheckpointError, ConfigError
 from als4gan.io import read_yaml
 from als4gan.regime import DEFAULT_OVERLAP, InferenceRegime, recorded_regime
@@ -55,6 +55,8 @@ def run_dir_of(checkpoint: str | Path) -> Path:
     A run folder is returned as is; a checkpoint file outside a ``checkpoints/`` folder gives
     its own folder.
     """
+    from als4gan.checkpoint import CHECKPOINT_DIR
+
     path = Path(checkpoint)
     if path.is_dir():
         return path
@@ -78,6 +80,8 @@ def list_run_checkpoints(run_dir: str | Path) -> list[Path]:
     Raises:
         CheckpointError: If there is none.
     """
+    from als4gan.checkpoint import CHECKPOINT_DIR
+
     folder = Path(run_dir) / CHECKPOINT_DIR
     files = sorted(folder.glob("*.pt")) if folder.is_dir() else []
     if not files:
@@ -166,6 +170,9 @@ def _recorded_preprocessing_options(
     """``bands`` / ``image_max`` the checkpoint was trained with, for datasets that take them."""
     import inspect
 
+    if not checkpoint_meta:
+        return {}  # nothing recorded (e.g. a report reading a run's config only)
+    from als4gan.checkpoint import recorded_preprocessing
     from als4gan.data import DATASETS
 
     record = recorded_preprocessing(checkpoint_meta)
@@ -187,6 +194,8 @@ def check_preprocessing(
     Raises:
         CheckpointError: Naming both values and the fix.
     """
+    from als4gan.checkpoint import recorded_preprocessing
+
     record = recorded_preprocessing(checkpoint_meta)
     if record is None or record.get("partial"):
         return  # written before checkpoints recorded the preprocessing
@@ -314,6 +323,8 @@ def check_compatible(
             f"{dataset.root} has {dataset.num_classes} ({', '.join(dataset.classes.names)}). "
             "Evaluate on the dataset the model was trained for (--dataset/--root)."
         )
+    from als4gan.checkpoint import recorded_classes
+
     classes = recorded_classes(checkpoint_meta or {})
     trained = [str(name) for name in classes.get("names", [])] if classes is not None else []
     if trained and tuple(trained) != tuple(dataset.classes.names):
