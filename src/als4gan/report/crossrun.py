@@ -116,7 +116,8 @@ def _family_results(placed: Sequence[Placed], family: int) -> list[CellResult]:
     ]
 
 
-def _condition_name(ratio: float, method: str, strategy: str) -> str:
+def condition_name(ratio: float, method: str, strategy: str) -> str:
+    """How a condition of the grid is shown, e.g. ``0.1 · s4gan · entropy``."""
     if strategy == REFERENCE_STRATEGY:
         return "all labels (reference)"
     return f"{ratio:g} · {method} · {strategy}"
@@ -313,9 +314,9 @@ def per_class_section(runs: Sequence[RunInfo], pool_share: Mapping[str, float] |
                 points(value - base) if compare and value is not None and base is not None else ""
             )
             cells.append((pct(value), change))
-        name = _condition_name(ratio, method, strategy)
+        name = condition_name(ratio, method, strategy)
         rows.append({"condition": name, "seeds": len(groups[key]), "cells": cells})
-    series = [(_condition_name(k[1], k[2], k[3]), means[k]) for k in ordered]
+    series = [(condition_name(k[1], k[2], k[3]), means[k]) for k in ordered]
     charts = [  # at most six bars per class in one chart
         crossplots.class_bars_png(
             names, series[start : start + 6], f"Per-class IoU ({split}, mean over seeds)", "IoU (%)"
@@ -411,6 +412,7 @@ __all__ = [
     "Placed",
     "answer_section",
     "class_histogram_section",
+    "condition_name",
     "per_class_section",
     "place_runs",
     "pool_class_share",

@@ -17,7 +17,7 @@ from PIL import Image
 from als4gan.draw.images import fit_size, resize_nearest
 from als4gan.evalexamples import ExampleSet
 from als4gan.experiment import REFERENCE_STRATEGY
-from als4gan.report.crossrun import Placed, _condition_name, place_runs
+from als4gan.report.crossrun import Placed, condition_name, place_runs
 from als4gan.report.render import array_uri, render
 from als4gan.report.runs import RunInfo, featured_split
 from als4gan.report.sections import run_examples
@@ -92,7 +92,7 @@ def side_by_side_section(runs: Sequence[RunInfo], examples: int) -> Markup:
     chosen = chosen[:SIDE_BY_SIDE_LIMIT]
     classes = chosen[0][1].classes
     columns = [
-        (_condition_name(i.cell.ratio, i.cell.method, i.cell.strategy), i.run.name)
+        (condition_name(i.cell.ratio, i.cell.method, i.cell.strategy), i.run.name)
         for i, _ in chosen
     ]
     return render(
