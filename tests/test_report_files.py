@@ -120,3 +120,16 @@ def test_run_folders_name_checkpoints_like_the_trainer() -> None:
     from als4gan.report.runs import CHECKPOINT_DIR as READ_DIR
 
     assert READ_DIR == CHECKPOINT_DIR
+
+
+def test_drawing_is_the_lowest_layer() -> None:
+    script = (
+        "import sys\n"
+        "import als4gan.draw.crossplots, als4gan.draw.examples, als4gan.draw.images\n"
+        "import als4gan.draw.plots, als4gan.draw.sheet\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('als4gan', 'torch')))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert all(m == "als4gan" or m.startswith("als4gan.draw") for m in done.stdout.split())

@@ -6,7 +6,7 @@
 * :mod:`~als4gan.draw.crossplots`: the charts comparing runs.
 * :mod:`~als4gan.draw.examples`: the image | ground truth | prediction figure.
 
-Nothing here imports torch, a model or another part of als4gan except the class table.
+Nothing here imports torch or another part of als4gan at run time (class tables are passed in).
 """
 
 from __future__ import annotations

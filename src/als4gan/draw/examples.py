@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from als4gan.data.encoding import ClassTable
 from als4gan.draw.plots import figure_png, new_figure
+
+if TYPE_CHECKING:
+    from als4gan.data.encoding import ClassTable
 
 #: (id, (h, w, 3) image, (h, w) truth indices, (h, w) predicted indices, pixel accuracy).
 Panels = tuple[str, np.ndarray, np.ndarray, np.ndarray, float]

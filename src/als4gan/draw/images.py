@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from als4gan.data.encoding import ClassTable
+if TYPE_CHECKING:
+    from als4gan.data.encoding import ClassTable
+
 
 #: Background of legends and contact sheets.
 PAPER = (255, 255, 255)

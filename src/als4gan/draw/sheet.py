@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from als4gan.data.encoding import ClassTable
+if TYPE_CHECKING:
+    from als4gan.data.encoding import ClassTable
+
 
 #: Font size of the sheet's captions in pixels: legible when the sheet is shown slightly
 #: downscaled in the report (11 px or more on screen).
