@@ -19,7 +19,7 @@ from als4gan.data.encoding import IGNORE_INDEX
 from als4gan.data.tiling import resize_image as tile_resize_image
 from als4gan.data.tiling import resize_mask as tile_resize_mask
 from als4gan.data.transforms import TrainAugment, resize_sample
-from als4gan.report.images import resize_nearest
+from als4gan.draw.images import resize_nearest
 
 SIZES = [(100, 133), (100, 67), (128, 150), (128, 75), (97, 128), (100, 50), (64, 200)]
 

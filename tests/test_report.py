@@ -77,6 +77,26 @@ def runs(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> list
     )
     for run in seeds:
         assert main(["evaluate", "--checkpoint", str(run), "--window", "0"]) == 0
+    # the random run keeps no evaluation, only the prediction examples evaluate writes
+    elsewhere = base / "random_seed1_val"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(random),
+                "--window",
+                "0",
+                "--split",
+                "val",
+                "--out",
+                str(elsewhere),
+            ]
+        )
+        == 0
+    )
+    shutil.copytree(elsewhere / "examples", random / "eval" / "val" / "examples")
+    shutil.copy(elsewhere / "examples.json", random / "eval" / "val" / "examples.json")
     return [*seeds, random]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from als4gan.cli import main
 from als4gan.data.synthetic import SYNTHETIC_CLASSES
 from als4gan.experiment import Cell
 from als4gan.io import read_yaml, write_ids, write_json, write_yaml
@@ -52,20 +53,30 @@ def _finish(run: Path, root: Path, strategy: str, seed: int, miou: float) -> Pat
     return run
 
 
+def _evaluated(run: Path) -> Path:
+    """The run evaluated for real (its prediction examples); _finish then sets its scores."""
+    assert main(["evaluate", "--checkpoint", str(run), "--window", "0"]) == 0
+    return run
+
+
 @pytest.fixture(scope="module")
 def grid_runs(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Cells of a grid: random and entropy (s4gan) and the reference, three seeds.
 
-    Seed 0 of random and entropy have checkpoints (for the side-by-side predictions); the
-    other folders carry the records only.
+    Seed 0 of random and entropy have checkpoints and were evaluated (the prediction examples
+    of the side-by-side table); the other folders carry the records only.
     """
     base = tmp_path_factory.mktemp("grid")
-    first = make_run(base / "random_r0.2_s0_s4gan", synthetic_root, seed=0, steps=(2, 4))
+    first = _evaluated(
+        make_run(base / "random_r0.2_s0_s4gan", synthetic_root, seed=0, steps=(2, 4))
+    )
     config: dict[str, Any] = read_yaml(first / "config.yaml")
     runs = [_finish(first, synthetic_root, "random", 0, SCORES["random"][0])]
     runs.append(
         _finish(
-            make_run(base / "entropy_r0.2_s0_s4gan", synthetic_root, seed=0, steps=(2, 4)),
+            _evaluated(
+                make_run(base / "entropy_r0.2_s0_s4gan", synthetic_root, seed=0, steps=(2, 4))
+            ),
             synthetic_root,
             "entropy",
             0,

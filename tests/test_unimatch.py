@@ -279,7 +279,8 @@ def test_unimatch_in_a_tiny_run_grid(synthetic_root: Path, tmp_path: Path) -> No
     assert yaml.safe_load((run / "config.yaml").read_text())["method"] == "unimatch"
     assert "random_r0.2_s0_unimatch" in (tmp_path / "exp" / "report.html").read_text()
     # the run report plots UniMatch's losses and pseudo-label shares
-    from als4gan.report import html, plots
+    from als4gan.draw import plots
+    from als4gan.report import html
     from als4gan.report.runs import load_run
 
     info = load_run(run)

@@ -23,48 +23,81 @@ import numpy as np
 import torch
 from torch import nn
 
-from als4gan.checkpoint import (
-    CHECKPOINT_DIR,
-    load_checkpoint,
-    load_segmentation_model,
-    recorded_classes,
-    recorded_preprocessing,
+from als4gan.checkpoint import load_checkpoint, load_segmentation_model
+from als4gan.data import SegmentationDataset
+from als4gan.evalexamples import (
+    EXAMPLE_COUNT,
+    Example,
+    ExampleCollector,
+    evenly_spaced,
+    write_examples,
 )
-from als4gan.data import SegmentationDataset, build_dataset
-from als4gan.errors import CheckpointError, ConfigError
+from als4gan.evalsetup import (
+    CROP_KEYS,
+    DATASET_OPTION_KEYS,
+    FALLBACK_WINDOW,
+    DataSource,
+    check_compatible,
+    check_preprocessing,
+    list_run_checkpoints,
+    read_run_config,
+    resolve_data_source,
+    resolve_regime,
+    resolve_window,
+    run_dir_of,
+    training_crop,
+)
 from als4gan.inference import dense_crf, predict_probs
-from als4gan.io import atomic_write_text, read_yaml, utc_now, write_json
+from als4gan.io import atomic_write_text, utc_now, write_json
 from als4gan.metrics import ConfusionMatrix
-from als4gan.regime import DEFAULT_OVERLAP, InferenceRegime, recorded_regime
 from als4gan.runtime import autocast, progress
 
 log = logging.getLogger(__name__)
 
-#: Window side used when neither ``--window`` nor the checkpoint's training crop is known.
-FALLBACK_WINDOW = 512
-#: Config keys (in order) that may hold the training crop size.
-CROP_KEYS = ("crop_size", "crop", "input_size")
 #: Checkpoint names that are copies of a step checkpoint.
 ALIAS_NAMES = ("best", "latest")
-#: Dataset options a run's config may record and that the dataset classes accept.
-DATASET_OPTION_KEYS = ("classes_file", "bands")
+
+#: Names of :mod:`als4gan.evalsetup` that callers import from here.
+__all__ = [
+    "ALIAS_NAMES",
+    "CROP_KEYS",
+    "DATASET_OPTION_KEYS",
+    "FALLBACK_WINDOW",
+    "DataSource",
+    "EvalResult",
+    "EvalSettings",
+    "check_compatible",
+    "check_preprocessing",
+    "evaluate_checkpoint",
+    "evaluate_model",
+    "list_run_checkpoints",
+    "metrics_markdown",
+    "predict_image_batch",
+    "read_run_config",
+    "resolve_data_source",
+    "resolve_regime",
+    "resolve_window",
+    "run_dir_of",
+    "select_checkpoint",
+    "selection_markdown",
+    "to_uint8_rgb",
+    "training_crop",
+    "write_evaluation",
+]
 
 
-@dataclass
-class DataSource:
-    """Which dataset to read: registry name, root folder and dataset options."""
+class EvalResult(dict[str, Any]):
+    """The metrics of one evaluation (the mapping written to ``metrics.json``).
 
-    name: str
-    root: str
-    options: dict[str, Any] = field(default_factory=dict)
+    Attributes:
+        examples: Prediction examples kept during the evaluation; written beside the metrics
+            by :func:`write_evaluation`, never into ``metrics.json``.
+    """
 
-    def build(self, split: str) -> SegmentationDataset:
-        """The dataset for ``split``."""
-        return build_dataset(self.name, self.root, split, **self.options)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON."""
-        return {"name": self.name, "root": self.root, "options": dict(self.options)}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.examples: list[Example] = []
+        self.classes: Any = None
 
 
 @dataclass
@@ -94,253 +127,6 @@ class EvalSettings:
     num_workers: int = 0
 
 
-# --------------------------------------------------------------------------- run folders
-def run_dir_of(checkpoint: str | Path) -> Path:
-    """The run folder a checkpoint belongs to (``RUN/checkpoints/x.pt`` -> ``RUN``).
-
-    A run folder is returned as is; a checkpoint file outside a ``checkpoints/`` folder gives
-    its own folder.
-    """
-    path = Path(checkpoint)
-    if path.is_dir():
-        return path
-    if path.parent.name == CHECKPOINT_DIR:
-        return path.parent.parent
-    return path.parent
-
-
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """``RUN_DIR/config.yaml`` as a dict (empty when absent or not a mapping)."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        return {}
-    data = read_yaml(path)
-    return data if isinstance(data, dict) else {}
-
-
-def list_run_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Every ``*.pt`` under ``RUN_DIR/checkpoints/``, sorted by name.
-
-    Raises:
-        CheckpointError: If there is none.
-    """
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    files = sorted(folder.glob("*.pt")) if folder.is_dir() else []
-    if not files:
-        raise CheckpointError(
-            f"{folder} holds no *.pt checkpoints; --all-checkpoints needs a run folder written "
-            "by 'als4gan train --out RUN_DIR'"
-        )
-    return files
-
-
-def _dataset_section(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Dataset name/root/options from a run config (flat keys or a nested ``dataset`` map)."""
-    found: dict[str, Any] = {}
-    nested = config.get("dataset")
-    if isinstance(nested, Mapping):
-        if nested.get("name"):
-            found["name"] = str(nested["name"])
-        if nested.get("root"):
-            found["root"] = str(nested["root"])
-        options = nested.get("options")
-        if isinstance(options, Mapping):
-            found.update({key: options[key] for key in DATASET_OPTION_KEYS if key in options})
-    elif isinstance(nested, str) and nested:
-        found["name"] = nested
-    for key in ("root", "data_root"):
-        if config.get(key) and "root" not in found:
-            found["root"] = str(config[key])
-    for key in DATASET_OPTION_KEYS:
-        if config.get(key) not in (None, "", []):
-            found[key] = config[key]
-    return found
-
-
-def resolve_data_source(
-    name: str | None,
-    root: str | None,
-    options: Mapping[str, Any],
-    checkpoint_meta: Mapping[str, Any],
-    run_config: Mapping[str, Any] | None = None,
-) -> DataSource:
-    """Dataset to evaluate on: explicit values first, then the run's config, then the checkpoint.
-
-    Args:
-        name: ``--dataset`` (``None`` when not given).
-        root: ``--root`` (``None`` when not given).
-        options: Dataset options given on the command line (``classes_file``, ``bands``).
-        checkpoint_meta: Checkpoint metadata (``config`` and ``dataset`` sections are read).
-        run_config: ``RUN_DIR/config.yaml`` when known.
-
-    Raises:
-        ConfigError: If no dataset root can be found.
-    """
-    recorded: dict[str, Any] = {}
-    described = checkpoint_meta.get("dataset")
-    if isinstance(described, Mapping):
-        recorded.update({k: described[k] for k in ("name", "root") if described.get(k)})
-    checkpoint_config = checkpoint_meta.get("config")
-    if isinstance(checkpoint_config, Mapping):
-        recorded.update(_dataset_section(checkpoint_config))
-    if run_config:
-        recorded.update(_dataset_section(run_config))
-    chosen_name = name or recorded.get("name") or "synthetic"
-    same_dataset = name is None or name == recorded.get("name")
-    chosen_root = root or (recorded.get("root") if same_dataset else None)
-    if not chosen_root:
-        raise ConfigError(
-            "no dataset root given and none recorded in the checkpoint: pass --root DIR "
-            "(the folder written by 'als4gan prepare')"
-        )
-    if not root and not Path(str(chosen_root)).is_dir():
-        raise ConfigError(
-            f"the dataset root recorded at training time ({chosen_root}) does not exist from "
-            f"here ({Path.cwd()}); pass --root DIR (and --dataset if needed)"
-        )
-    chosen_options = {
-        key: recorded[key] for key in DATASET_OPTION_KEYS if key in recorded and same_dataset
-    }
-    chosen_options.update(_recorded_preprocessing_options(str(chosen_name), checkpoint_meta))
-    chosen_options.update(options)
-    return DataSource(str(chosen_name), str(chosen_root), chosen_options)
-
-
-def _recorded_preprocessing_options(
-    name: str, checkpoint_meta: Mapping[str, Any]
-) -> dict[str, Any]:
-    """``bands`` / ``image_max`` the checkpoint was trained with, for datasets that take them."""
-    import inspect
-
-    from als4gan.data import DATASETS
-
-    record = recorded_preprocessing(checkpoint_meta)
-    if record is None or name not in DATASETS:
-        return {}
-    accepted = inspect.signature(DATASETS[name].__init__).parameters
-    return {
-        key: record[key]
-        for key in ("bands", "image_max")
-        if key in accepted and record.get(key) is not None
-    }
-
-
-def check_preprocessing(
-    dataset: SegmentationDataset, checkpoint: str, checkpoint_meta: Mapping[str, Any]
-) -> None:
-    """Refuse a dataset read with other bands or another scale than the checkpoint's training.
-
-    Raises:
-        CheckpointError: Naming both values and the fix.
-    """
-    record = recorded_preprocessing(checkpoint_meta)
-    if record is None or record.get("partial"):
-        return  # written before checkpoints recorded the preprocessing
-    have = dataset.preprocessing()
-    in_channels = int((checkpoint_meta.get("model_spec") or {}).get("in_channels", 3))
-    want_bands = record.get("bands") or list(range(1, in_channels + 1))
-    have_bands = have.get("bands") or list(range(1, dataset.in_channels + 1))
-    if list(want_bands) != list(have_bands):
-        raise CheckpointError(
-            f"{checkpoint} was trained on bands {' '.join(map(str, want_bands))} but dataset "
-            f"'{dataset.name}' at {dataset.root} reads bands {' '.join(map(str, have_bands))}. "
-            "Omit --bands to use the recorded ones."
-        )
-
-    def describe(value: Any) -> str:
-        return f"--image-max {float(value):g}" if value is not None else "no --image-max"
-
-    want_max = record.get("image_max")
-    prepared = getattr(dataset, "meta", None)
-    prepared_max = prepared.get("image_max") if isinstance(prepared, Mapping) else None
-    for have_max, where in (
-        (have.get("image_max"), "is read with"),
-        (prepared_max, "was prepared with"),
-    ):
-        if have_max is None and where == "was prepared with":
-            continue
-        same = (have_max is None and want_max is None) or (
-            have_max is not None and want_max is not None and float(have_max) == float(want_max)
-        )
-        if not same:
-            raise CheckpointError(
-                f"{checkpoint} was trained with {describe(want_max)} but dataset "
-                f"'{dataset.name}' at {dataset.root} {where} {describe(have_max)}: its pixels "
-                "would be scaled differently from training. Evaluate on data prepared like the "
-                "training data, or omit --image-max to use the recorded scale."
-            )
-
-
-def training_crop(checkpoint_meta: Mapping[str, Any]) -> int | None:
-    """The square crop side the checkpoint was trained at, when its config records one."""
-    config = checkpoint_meta.get("config")
-    if not isinstance(config, Mapping):
-        return None
-    for key in CROP_KEYS:
-        value = config.get(key)
-        if isinstance(value, int | float) and value > 0:
-            return int(value)
-        if isinstance(value, list | tuple) and value and all(isinstance(v, int) for v in value):
-            return int(min(value))
-    return None
-
-
-def resolve_regime(
-    window: int | None, overlap: float | None, checkpoint_meta: Mapping[str, Any]
-) -> tuple[InferenceRegime, str]:
-    """The regime to score with, and where it came from.
-
-    By default the regime the checkpoint was validated with during training (so the test split
-    is scored the way ``best.pt`` was chosen); explicit ``--window`` / ``--overlap`` override
-    it, with a warning when they differ from the recorded one. Checkpoints that record no
-    regime fall back to :func:`resolve_window` and an overlap of 1/3.
-
-    Returns:
-        (the regime, and where it came from: ``"recorded"`` (as validated), ``"override"``
-        (explicit and different from the recorded one), ``"explicit"`` (explicit, nothing
-        recorded) or ``"default"`` (nothing given, nothing recorded)).
-    """
-    recorded = recorded_regime(checkpoint_meta)
-    if recorded is None:
-        return (
-            InferenceRegime(
-                resolve_window(window, checkpoint_meta),
-                DEFAULT_OVERLAP if overlap is None else overlap,
-            ),
-            "default" if window is None and overlap is None else "explicit",
-        )
-    if window is not None and window < 0:
-        raise ConfigError(f"--window must be positive (or 0 for whole images), got {window}")
-    chosen = InferenceRegime(
-        recorded.window if window is None else (window or None),
-        recorded.overlap if overlap is None else overlap,
-    )
-    windowed = chosen.window is not None or recorded.window is not None
-    if chosen.window != recorded.window or (windowed and chosen.overlap != recorded.overlap):
-        log.warning(
-            "warning: scoring with %s, but %s was validated with %s during training (its "
-            "best.pt was chosen that way); drop --window/--overlap to score the same way",
-            chosen.describe(),
-            checkpoint_meta.get("path", "this checkpoint"),
-            recorded.describe(),
-        )
-        return chosen, "override"
-    return chosen, "recorded"
-
-
-def resolve_window(window: int | None, checkpoint_meta: Mapping[str, Any]) -> int | None:
-    """``--window`` (0 = whole images), else the training crop, else :data:`FALLBACK_WINDOW`."""
-    if window is not None:
-        if window < 0:
-            raise ConfigError(f"--window must be positive (or 0 for whole images), got {window}")
-        return window or None
-    crop = training_crop(checkpoint_meta)
-    if crop is None:
-        log.info("checkpoint records no training crop; using %d px windows", FALLBACK_WINDOW)
-        return FALLBACK_WINDOW
-    return crop
-
-
 # --------------------------------------------------------------------------- core loop
 def _image_batches(
     dataset: SegmentationDataset, window: int | None, batch_size: int, num_workers: int
@@ -366,43 +152,6 @@ def _image_batches(
             pending.append(sample)
     if pending:
         yield pending
-
-
-def check_compatible(
-    model_spec: Mapping[str, Any],
-    dataset: SegmentationDataset,
-    checkpoint: str,
-    checkpoint_meta: Mapping[str, Any] | None = None,
-) -> None:
-    """Refuse a dataset whose bands or class count differ from the model's.
-
-    Raises:
-        CheckpointError: On a mismatch (naming both values and the fix).
-    """
-    model_classes = int(model_spec.get("num_classes", dataset.num_classes))
-    model_bands = int(model_spec.get("in_channels", dataset.in_channels))
-    if model_classes != dataset.num_classes:
-        raise CheckpointError(
-            f"{checkpoint} predicts {model_classes} classes but dataset '{dataset.name}' at "
-            f"{dataset.root} has {dataset.num_classes} ({', '.join(dataset.classes.names)}). "
-            "Evaluate on the dataset the model was trained for (--dataset/--root)."
-        )
-    classes = recorded_classes(checkpoint_meta or {})
-    trained = [str(name) for name in classes.get("names", [])] if classes is not None else []
-    if trained and tuple(trained) != tuple(dataset.classes.names):
-        log.warning(
-            "%s was trained on classes (%s) but dataset '%s' names them (%s); scores are "
-            "computed by class index",
-            checkpoint,
-            ", ".join(trained),
-            dataset.name,
-            ", ".join(dataset.classes.names),
-        )
-    if model_bands != dataset.in_channels:
-        raise CheckpointError(
-            f"{checkpoint} takes {model_bands}-band images but dataset '{dataset.name}' has "
-            f"{dataset.in_channels} bands; choose matching bands with --bands."
-        )
 
 
 def to_uint8_rgb(image: torch.Tensor) -> np.ndarray:
@@ -434,6 +183,7 @@ def evaluate_model(
     dataset: SegmentationDataset,
     settings: EvalSettings,
     desc: str = "evaluate",
+    examples: ExampleCollector | None = None,
 ) -> ConfusionMatrix:
     """Accumulate the confusion matrix of ``model`` over every image of ``dataset``.
 
@@ -442,6 +192,7 @@ def evaluate_model(
         dataset: Dataset yielding full images and masks at label resolution.
         settings: Windowing, batching, device and post-processing.
         desc: Progress-bar label.
+        examples: Keeps the predictions of a few chosen images (the ones scored).
 
     Returns:
         The confusion matrix (rows = ground truth, columns = prediction).
@@ -465,6 +216,8 @@ def evaluate_model(
                 else:
                     prediction = probs[index].argmax(dim=0)
                 matrix.update(prediction, sample["mask"])
+                if examples is not None:
+                    examples.offer(sample, prediction)
             bar.update(len(batch))
     return matrix
 
@@ -476,7 +229,8 @@ def evaluate_checkpoint(
     settings: EvalSettings,
     window: int | None = None,
     overlap: float | None = None,
-) -> dict[str, Any]:
+    examples: int = EXAMPLE_COUNT,
+) -> EvalResult:
     """Load a checkpoint, evaluate it on ``split`` and return the metrics with their context.
 
     Args:
@@ -487,6 +241,8 @@ def evaluate_checkpoint(
             regime of :func:`resolve_regime` (by default the one validation used in training).
         window: Explicit ``--window`` (``None`` = from the checkpoint; 0 = whole images).
         overlap: Explicit ``--overlap`` (``None`` = from the checkpoint).
+        examples: Images of the split (spread evenly over its ids) whose predictions are kept
+            in :attr:`EvalResult.examples` for :func:`write_evaluation`; 0 = none.
 
     Returns:
         The metrics of :func:`als4gan.metrics.metrics_from_confusion` plus ``split``,
@@ -505,8 +261,11 @@ def evaluate_checkpoint(
     started = time.perf_counter()
     step = meta.get("step")
     label = f"{split} ({Path(meta['path']).name}, step {step})"
-    matrix = evaluate_model(model, dataset, run_settings, desc=label)
-    result = matrix.compute(dataset.classes.names)
+    collector = ExampleCollector(evenly_spaced(dataset.ids, examples), dataset.classes.ignore_index)
+    matrix = evaluate_model(model, dataset, run_settings, desc=label, examples=collector)
+    result = EvalResult(matrix.compute(dataset.classes.names))
+    result.examples = collector.examples()
+    result.classes = dataset.classes
     result.update(
         {
             "class_colors": [list(color) for color in dataset.classes.colors],
@@ -571,7 +330,7 @@ def select_checkpoint(
             first = scored[step]
             records.append({**first, "checkpoint": str(path), "same_as": first["checkpoint"]})
             continue
-        result = evaluate_checkpoint(path, source, val_split, settings, window, overlap)
+        result = evaluate_checkpoint(path, source, val_split, settings, window, overlap, examples=0)
         record = {
             "checkpoint": str(path),
             "step": step,
@@ -675,11 +434,14 @@ def selection_markdown(records: Sequence[Mapping[str, Any]], val_split: str, bes
 def write_evaluation(out_dir: str | Path, result: Mapping[str, Any]) -> dict[str, Path]:
     """Write ``metrics.json``, ``metrics.md`` and ``confusion_matrix.png`` into ``out_dir``.
 
+    The prediction examples of an :class:`EvalResult` are written too (``examples.json`` and
+    ``examples/``, see :mod:`als4gan.evalexamples`).
+
     Returns:
         Name -> path of each file written.
     """
+    from als4gan.draw.plots import confusion_matrix_png
     from als4gan.io import atomic_write_bytes
-    from als4gan.report.plots import confusion_matrix_png
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -697,4 +459,8 @@ def write_evaluation(out_dir: str | Path, result: Mapping[str, Any]) -> dict[str
     )
     atomic_write_text(paths["markdown"], metrics_markdown(result))
     write_json(paths["json"], dict(result))
+    examples = getattr(result, "examples", None)
+    classes = getattr(result, "classes", None)
+    if examples and classes is not None:
+        paths["examples"] = write_examples(out, examples, classes, result)
     return paths

@@ -261,8 +261,8 @@ def write_embedding_map(
 ) -> None:
     """A PNG scatter of the pool's PCA projection, picks numbered in pick order."""
     from als4gan.active.typical import pca_2d
+    from als4gan.draw.plots import figure_png, new_figure
     from als4gan.io import atomic_write_bytes
-    from als4gan.report.plots import figure_png, new_figure
 
     xy = pca_2d(points)
     fig = new_figure(6.4, 5.2)

@@ -1,30 +1,18 @@
-"""Class histograms of chosen images and the contact sheet (thumbnails with colourised masks)."""
+"""Class histograms of chosen images and their contact sheet (drawn by :mod:`als4gan.draw`)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from als4gan.data.base import SegmentationDataset
+from als4gan.draw.images import png_bytes, raw_display_rgb
+from als4gan.draw.sheet import Tile, contact_sheet, make_tile
 from als4gan.errors import DataError, DatasetNotFoundError
 from als4gan.io import atomic_write_bytes
-
-#: Font size of the sheet's captions in pixels: legible when the sheet is shown slightly
-#: downscaled in the report (11 px or more on screen).
-CAPTION_PX = 14
-
-
-def _caption_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """Pillow's built-in font at :data:`CAPTION_PX` (its fixed small bitmap on Pillow < 10.1)."""
-    try:
-        return ImageFont.load_default(size=CAPTION_PX)
-    except TypeError:  # Pillow < 10.1 has no sized default font
-        return ImageFont.load_default()
 
 
 def class_histogram(dataset: SegmentationDataset, ids: Sequence[str]) -> dict[str, Any]:
@@ -86,26 +74,50 @@ def add_histograms(first: dict[str, Any], second: dict[str, Any]) -> dict[str, A
     }
 
 
-def _thumbnail(array: np.ndarray, size: int, resample: Image.Resampling) -> Image.Image:
-    image = Image.fromarray(array)
-    scale = size / max(image.size)
-    new = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
-    return image.resize(new, resample)
+def sheet_tiles(
+    dataset: SegmentationDataset, ids: Sequence[str], captions: Sequence[str], thumb: int
+) -> list[Tile]:
+    """Tiles of ``ids`` (image and colourised mask), read one at a time and shrunk at once."""
+    tiles = []
+    for sample_id, caption in zip(ids, captions, strict=True):
+        rgb = raw_display_rgb(dataset.load_image(sample_id))
+        try:
+            mask: np.ndarray | None = dataset.classes.colorize(dataset.load_mask(sample_id))
+        except (DataError, DatasetNotFoundError, FileNotFoundError):
+            mask = None
+        tiles.append(make_tile(caption, rgb, mask, thumb))
+    return tiles
 
 
-def _display_rgb(image: np.ndarray) -> np.ndarray:
-    """(H, W, C) image of any dtype -> (H, W, 3) uint8 for display (first three bands)."""
-    if image.ndim == 2:
-        image = image[:, :, None]
-    image = image[:, :, :3]
-    if image.shape[2] < 3:
-        image = np.repeat(image[:, :, :1], 3, axis=2)
-    if image.dtype == np.uint8:
-        return np.ascontiguousarray(image)
-    data = image.astype(np.float64)
-    low, high = np.percentile(data, 1), np.percentile(data, 99)
-    scaled = np.clip((data - low) / max(high - low, 1e-12), 0, 1)
-    return (scaled * 255).round().astype(np.uint8)
+def contact_sheet_png(
+    dataset: SegmentationDataset,
+    ids: Sequence[str],
+    rounds: Sequence[int] | None,
+    title: str,
+    max_images: int = 120,
+    thumb: int = 96,
+    columns: int = 6,
+) -> tuple[bytes, int]:
+    """The contact sheet of ``ids`` as PNG bytes, and the number of images shown.
+
+    Args:
+        dataset: Dataset of the ids.
+        ids: Chosen ids, in selection order.
+        rounds: Round of each id (0 = initial random set), printed before the id; ``None``
+            when unknown (captions are the ids).
+        title: First line of the sheet.
+        max_images: Most images shown (the sheet says when some are left out).
+        thumb: Thumbnail side in pixels.
+        columns: Image/mask pairs per row.
+    """
+    shown = list(ids)[: max(0, max_images)]
+    captions = [
+        sample_id if rounds is None else f"r{rounds[index]} {sample_id}"
+        for index, sample_id in enumerate(shown)
+    ]
+    tiles = sheet_tiles(dataset, shown, captions, thumb)
+    sheet = contact_sheet(tiles, len(ids), title, dataset.classes, thumb, columns)
+    return png_bytes(sheet), len(shown)
 
 
 def write_contact_sheet(
@@ -121,74 +133,11 @@ def write_contact_sheet(
     """Write a PNG grid: each chosen image with its colourised mask beside it.
 
     Images are read one at a time and shrunk immediately. Captions give the round that chose
-    the image and its id; a legend shows the class colours.
-
-    Args:
-        path: Output PNG.
-        dataset: Dataset of the ids.
-        ids: Chosen ids, in selection order.
-        rounds: Round of each id (0 = initial random set).
-        title: First line of the sheet.
-        max_images: Most images shown (the title says when some are left out).
-        thumb: Thumbnail side in pixels.
-        columns: Image/mask pairs per row.
+    the image and its id; a legend shows the class colours (see :func:`contact_sheet_png`).
 
     Returns:
         The number of images shown.
     """
-    shown = list(ids)[: max(0, max_images)]
-    font = _caption_font()
-    caption = CAPTION_PX + 6
-    header = 2 * CAPTION_PX + 16
-    cell_w, cell_h = 2 * thumb + 6, thumb + caption + 6
-    columns = max(1, min(columns, len(shown) or 1))
-    rows = max(1, -(-len(shown) // columns))
-    width = max(columns * cell_w + 8, 480)
-    palette = dataset.classes
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    legend_items: list[tuple[int, int, str, tuple[int, int, int]]] = []
-    x, line = 6, 0
-    for name, color in zip(palette.names, palette.colors, strict=True):
-        item_width = 22 + int(measure.textlength(name, font=font))
-        if x + item_width > width and x > 6:
-            x, line = 6, line + 1
-        legend_items.append((x, line, name, color))
-        x += item_width
-    legend = (CAPTION_PX + 8) * (line + 1) + 4
-    sheet = Image.new("RGB", (width, header + rows * cell_h + legend + 8), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    note = f"{len(ids)} images" + (f", first {len(shown)} shown" if len(shown) < len(ids) else "")
-    draw.text((6, 4), title, fill=(0, 0, 0), font=font)
-    draw.text((6, CAPTION_PX + 8), note, fill=(60, 60, 60), font=font)
-    for index, sample_id in enumerate(shown):
-        x = 4 + (index % columns) * cell_w
-        y = header + (index // columns) * cell_h
-        image = _thumbnail(
-            _display_rgb(dataset.load_image(sample_id)), thumb, Image.Resampling.BILINEAR
-        )
-        sheet.paste(image, (x, y))
-        try:
-            mask = _thumbnail(
-                palette.colorize(dataset.load_mask(sample_id)), thumb, Image.Resampling.NEAREST
-            )
-            sheet.paste(mask, (x + thumb + 2, y))
-            # outline: white (barren) masks would vanish into the background otherwise
-            draw.rectangle(
-                (x + thumb + 1, y - 1, x + thumb + 2 + mask.size[0], y + mask.size[1]),
-                outline=(150, 150, 150),
-            )
-        except (DataError, DatasetNotFoundError, FileNotFoundError):
-            draw.text((x + thumb + 8, y + thumb // 2), "no mask", fill=(120, 0, 0), font=font)
-        label = f"r{rounds[index]} {sample_id}"
-        while len(label) > 4 and draw.textlength(label, font=font) > cell_w - 6:
-            label = label[:-2] + "…"
-        draw.text((x, y + thumb + 1), label, fill=(0, 0, 0), font=font)
-    top = header + rows * cell_h + 4
-    for x, line, name, color in legend_items:
-        y = top + (CAPTION_PX + 8) * line
-        draw.rectangle((x, y, x + 12, y + 12), fill=tuple(color), outline=(0, 0, 0))
-        draw.text((x + 16, y), name, fill=(0, 0, 0), font=font)
-    buffer = io.BytesIO()
-    sheet.save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
-    return len(shown)
+    data, shown = contact_sheet_png(dataset, ids, rounds, title, max_images, thumb, columns)
+    atomic_write_bytes(path, data)
+    return shown

@@ -1,4 +1,4 @@
-"""Plots and the self-contained HTML report built from run folders."""
+"""The self-contained HTML report, built from the files of run folders (drawing: als4gan.draw)."""
 
 from __future__ import annotations
 

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from als4gan.checkpoint import CHECKPOINT_DIR
 from als4gan.io import read_json, read_jsonl, read_yaml
 
+#: Folder of a run's checkpoints (the value of ``als4gan.checkpoint.CHECKPOINT_DIR``, kept here
+#: so that reading run folders imports no checkpoint or model code).
+CHECKPOINT_DIR = "checkpoints"
 #: Config keys that do not change what a run computes (or differ per seed by construction):
 #: runs whose configs agree on everything else are repeats of one condition.
 NON_CONDITION_KEYS = frozenset(

@@ -1,14 +1,17 @@
-"""Image helpers for prediction outputs and reports: display RGB, overlays, legends, sheets."""
+"""Image helpers for evaluation, prediction and reports: display RGB, overlays, legends, PNGs."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from als4gan.data.encoding import ClassTable
+if TYPE_CHECKING:
+    from als4gan.data.encoding import ClassTable
+
 
 #: Background of legends and contact sheets.
 PAPER = (255, 255, 255)
@@ -144,40 +147,29 @@ def fit_size(height: int, width: int, longest: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def thumbnail(rgb: np.ndarray, side: int) -> np.ndarray:
-    """Downscale an (H, W, 3) ``uint8`` image so its longer side is ``side`` (area filter)."""
-    height, width = fit_size(rgb.shape[0], rgb.shape[1], side)
-    image = Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height), Image.Resampling.BOX)
-    return np.asarray(image)
+def raw_display_rgb(image: np.ndarray) -> np.ndarray:
+    """(H, W, C) image of any dtype, as read from disk -> (H, W, 3) ``uint8`` for display.
 
-
-def contact_sheet(
-    tiles: Sequence[tuple[str, np.ndarray]], columns: int = 6, side: int = 160
-) -> Image.Image:
-    """A grid of captioned thumbnails (caption under each), e.g. the selected images.
-
-    Args:
-        tiles: (caption, (H, W, 3) ``uint8`` image) pairs.
-        columns: Thumbnails per row.
-        side: Thumbnail cell size in pixels.
+    The first three bands are kept (one band is repeated); ``uint8`` images are shown as they
+    are, others stretched between their 1st and 99th percentile.
     """
-    columns = max(1, min(columns, len(tiles)))
-    rows = -(-len(tiles) // columns)
-    caption = 16
-    gap = 6
-    cell_w, cell_h = side + gap, side + caption + gap
-    sheet = Image.new("RGB", (columns * cell_w + gap, rows * cell_h + gap), PAPER)
-    draw = ImageDraw.Draw(sheet)
-    text_font = font(11)
-    for index, (label, rgb) in enumerate(tiles):
-        row, col = divmod(index, columns)
-        small = thumbnail(rgb, side)
-        x = gap + col * cell_w + (side - small.shape[1]) // 2
-        y = gap + row * cell_h + (side - small.shape[0]) // 2
-        sheet.paste(Image.fromarray(np.ascontiguousarray(small)), (x, y))
-        text = label if len(label) <= 24 else label[:23] + "…"
-        text_x = (
-            gap + col * cell_w + max(0, (side - int(draw.textlength(text, font=text_font))) // 2)
-        )
-        draw.text((text_x, gap + row * cell_h + side + 2), text, fill=INK, font=text_font)
-    return sheet
+    if image.ndim == 2:
+        image = image[:, :, None]
+    image = image[:, :, :3]
+    if image.shape[2] < 3:
+        image = np.repeat(image[:, :, :1], 3, axis=2)
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    data = image.astype(np.float64)
+    low, high = np.percentile(data, 1), np.percentile(data, 99)
+    scaled = np.clip((data - low) / max(high - low, 1e-12), 0, 1)
+    result: np.ndarray = (scaled * 255).round().astype(np.uint8)
+    return result
+
+
+def palette_image(classes: np.ndarray, table: ClassTable) -> Image.Image:
+    """Class indices as a palette image: values are indices, viewers show the class colours."""
+    height, width = classes.shape
+    image = Image.frombytes("P", (width, height), np.ascontiguousarray(classes).tobytes())
+    image.putpalette(table.palette().reshape(-1).tolist())
+    return image

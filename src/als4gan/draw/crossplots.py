@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from als4gan.report.plots import PALETTE, figure_png, new_figure
+from als4gan.draw.plots import PALETTE, figure_png, new_figure
 
 #: Smallest font size used in these charts, in points (10 pt at 110 dpi = 15 px).
 MIN_FONT_PT = 10
