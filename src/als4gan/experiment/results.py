@@ -67,30 +67,8 @@ def summarize(results: Iterable[CellResult]) -> list[dict[str, Any]]:
     for result in results:
         key = (result.cell.ratio, result.cell.method, result.cell.strategy)
         groups.setdefault(key, []).append(result)
-    rows: list[dict[str, Any]] = []
     ordered = sorted(groups.items(), key=lambda item: (item[0][2] != REFERENCE_STRATEGY, item[0]))
-    for (ratio, method, strategy), members in ordered:
-        mean, std = _mean_std([member.miou for member in members])
-        val = [member.val_miou for member in members]
-        val_mean, val_std = (
-            _mean_std([v for v in val if v is not None]) if None not in val else (None, None)
-        )
-        rows.append(
-            {
-                "ratio": ratio,
-                "method": method,
-                "strategy": strategy,
-                "reference": strategy == REFERENCE_STRATEGY,
-                "n": len(members),
-                "seeds": sorted(member.cell.seed for member in members),
-                "miou_mean": mean,
-                "miou_std": std,
-                "share_of_full": None,
-                "val_miou_mean": val_mean,
-                "val_miou_std": val_std,
-                "gain_vs_random": None,
-            }
-        )
+    rows = [_summary_row(*key, members) for key, members in ordered]
     reference = next((row for row in rows if row["reference"]), None)
     for row in rows:
         if reference is not None and reference["miou_mean"] > 0:
@@ -112,6 +90,31 @@ def summarize(results: Iterable[CellResult]) -> list[dict[str, Any]]:
         ):
             row["gain_vs_random"] = row["miou_mean"] / baseline["miou_mean"] - 1
     return rows
+
+
+def _summary_row(
+    ratio: float, method: str, strategy: str, members: Sequence[CellResult]
+) -> dict[str, Any]:
+    """Mean and spread of test (and best validation) mIoU of one group of cells."""
+    mean, std = _mean_std([member.miou for member in members])
+    val = [member.val_miou for member in members]
+    val_mean, val_std = (
+        _mean_std([v for v in val if v is not None]) if None not in val else (None, None)
+    )
+    return {
+        "ratio": ratio,
+        "method": method,
+        "strategy": strategy,
+        "reference": strategy == REFERENCE_STRATEGY,
+        "n": len(members),
+        "seeds": sorted(member.cell.seed for member in members),
+        "miou_mean": mean,
+        "miou_std": std,
+        "share_of_full": None,
+        "val_miou_mean": val_mean,
+        "val_miou_std": val_std,
+        "gain_vs_random": None,
+    }
 
 
 def paired_comparisons(results: Iterable[CellResult]) -> list[dict[str, Any]]:

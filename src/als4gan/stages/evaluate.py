@@ -10,9 +10,12 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from als4gan.config import option
+
+if TYPE_CHECKING:
+    from als4gan.io import RunDir
 
 log = logging.getLogger("als4gan.commands.evaluate")
 
@@ -223,27 +226,13 @@ def evaluate(
         RunExistsError: If the evaluation is finished and ``force`` is false.
         CheckpointError / DataError: For an unreadable checkpoint or data that does not match.
     """
-    from als4gan.checkpoint import load_checkpoint, resolve_checkpoint_path
-    from als4gan.errors import ConfigError
-    from als4gan.evaluate import read_run_config, resolve_data_source, run_dir_of
-    from als4gan.io import RunDir
-    from als4gan.runlock import claim_folder
+    from als4gan.checkpoint import load_checkpoint
+    from als4gan.evaluate import read_run_config, resolve_data_source
 
     config = config or EvaluateConfig()
     config.validate()
-    checkpoint_arg = Path(checkpoint)
-    if config.all_checkpoints and not checkpoint_arg.is_dir():
-        raise ConfigError(
-            f"--all-checkpoints needs a run folder, but {checkpoint_arg} is not a folder "
-            "(pass RUN_DIR, not RUN_DIR/checkpoints/x.pt)"
-        )
-    path = resolve_checkpoint_path(checkpoint_arg)
-    run_dir = run_dir_of(checkpoint_arg)
-    out_dir = Path(out) if out else run_dir / "eval" / config.split_name
-    claim_folder(out_dir if out else run_dir)  # one writer; an --out file is refused
-    state = RunDir(out_dir if out else run_dir)
+    path, run_dir, out_dir, state = _claim(Path(checkpoint), config, out, force)
     stage = f"evaluate:{config.split_name}"
-    state.check_can_start(stage, force)
     settings = _settings(config)  # a missing CRF package is reported before anything is read
     # Dataset defaults recorded at training time (the weights are loaded per evaluation).
     meta = load_checkpoint(path)
@@ -259,3 +248,32 @@ def evaluate(
         raise
     state.mark_done(stage, checkpoint=result["checkpoint"], miou=result["miou"])
     return EvaluateResult(result, paths, config.split)
+
+
+def _claim(
+    checkpoint: Path, config: EvaluateConfig, out: str | Path | None, force: bool
+) -> tuple[Path, Path, Path, RunDir]:
+    """The checkpoint file, run folder, output folder and claimed state of an evaluation.
+
+    Raises:
+        ConfigError: For ``all_checkpoints`` without a run folder.
+        RunExistsError: If the evaluation is finished and ``force`` is false.
+    """
+    from als4gan.checkpoint import resolve_checkpoint_path
+    from als4gan.errors import ConfigError
+    from als4gan.evaluate import run_dir_of
+    from als4gan.io import RunDir
+    from als4gan.runlock import claim_folder
+
+    if config.all_checkpoints and not checkpoint.is_dir():
+        raise ConfigError(
+            f"--all-checkpoints needs a run folder, but {checkpoint} is not a folder "
+            "(pass RUN_DIR, not RUN_DIR/checkpoints/x.pt)"
+        )
+    path = resolve_checkpoint_path(checkpoint)
+    run_dir = run_dir_of(checkpoint)
+    out_dir = Path(out) if out else run_dir / "eval" / config.split_name
+    claim_folder(out_dir if out else run_dir)  # one writer; an --out file is refused
+    state = RunDir(out_dir if out else run_dir)
+    state.check_can_start(f"evaluate:{config.split_name}", force)
+    return path, run_dir, out_dir, state

@@ -168,7 +168,7 @@ def predict(
     """
     import torch
 
-    from als4gan.predict import collect_inputs, count_tiles, model_forward, plan_inputs
+    from als4gan.predict import collect_inputs, model_forward
     from als4gan.runlock import claim_folder
     from als4gan.runtime import resolve_device
 
@@ -183,6 +183,20 @@ def predict(
         model = model.to(memory_format=torch.channels_last)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    todo, skipped = _plan(files, out_dir, force)
+    in_channels = int((meta.get("model_spec") or {}).get("in_channels", 3))
+    forward = model_forward(model, settings)
+    summaries = _predict_all(todo, out_dir, forward, table, in_channels, settings)
+    predicted = [file for file, _ in todo]
+    return PredictResult(out_dir, predicted, skipped, settings.window, settings.overlap, summaries)
+
+
+def _plan(
+    files: Sequence[Path], out_dir: Path, force: bool
+) -> tuple[list[tuple[Path, str]], list[Path]]:
+    """(inputs to predict with their output names, inputs already predicted)."""
+    from als4gan.predict import plan_inputs
+
     plan = list(plan_inputs(files, out_dir, force))
     skipped = [file for file, _, done in plan if done]
     if skipped:
@@ -191,15 +205,7 @@ def predict(
             len(skipped),
             out_dir,
         )
-    todo = [(file, name) for file, name, done in plan if not done]
-    total = sum(count_tiles(file, settings) for file, _ in todo)
-    in_channels = int((meta.get("model_spec") or {}).get("in_channels", 3))
-    summaries = _predict_all(
-        todo, out_dir, model_forward(model, settings), table, in_channels, settings, total
-    )
-    return PredictResult(
-        out_dir, [file for file, _ in todo], skipped, settings.window, settings.overlap, summaries
-    )
+    return [(file, name) for file, name, done in plan if not done], skipped
 
 
 def _predict_all(
@@ -209,12 +215,12 @@ def _predict_all(
     table: Any,
     in_channels: int,
     settings: Any,
-    total: int,
 ) -> list[dict[str, Any]]:
     """Predict each input in turn under one progress bar (counted in tiles)."""
-    from als4gan.predict import predict_file
+    from als4gan.predict import count_tiles, predict_file
     from als4gan.runtime import progress
 
+    total = sum(count_tiles(file, settings) for file, _ in todo)
     summaries: list[dict[str, Any]] = []
     with progress(total=total, desc="predict", unit="tile") as bar:
         for index, (file, name) in enumerate(todo):

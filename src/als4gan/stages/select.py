@@ -125,7 +125,6 @@ def select(
             training run on it.
         ConfigError / DataError: For invalid options or data (the stage is marked failed).
     """
-    from als4gan.active.loop import run_selection
     from als4gan.errors import ConfigError
     from als4gan.io import RunDir, read_ids
     from als4gan.runlock import claim_folder
@@ -137,23 +136,22 @@ def select(
     if oracle == "human" and RunDir(out).is_done("select") and not force:
         return SelectResult(folder, message=selection_status(out))
     check_no_training(out, force)
+    initial_ids = read_ids(initial) if initial else None
+    options = {"force": force, "resume": resume, "oracle": oracle, "command": command}
+    result = _run_marking_failure(config, out, options, initial_ids)
+    message = _describe(result, config, bool(initial))
+    return SelectResult(result.folder, list(result.labelled), result.waiting, message, result)
+
+
+def _run_marking_failure(
+    config: SelectConfig, out: str | Path, options: dict[str, Any], initial: list[str] | None
+) -> Any:
+    """The selection loop; a failure is marked in ``status.json`` (never left "running")."""
+    from als4gan.active.loop import run_selection
+    from als4gan.io import RunDir
+
     try:
-        result = run_selection(
-            config,
-            str(out),
-            force=force,
-            resume=resume,
-            oracle=oracle,
-            command=command,
-            initial_ids=read_ids(initial) if initial else None,
-        )
+        return run_selection(config, str(out), initial_ids=initial, **options)
     except Exception as err:  # disk full, unreadable file...: never leave "running"
         RunDir(out).mark_failed_if_running("select", err)
         raise
-    return SelectResult(
-        result.folder,
-        list(result.labelled),
-        result.waiting,
-        _describe(result, config, bool(initial)),
-        result,
-    )

@@ -309,7 +309,6 @@ def train(
     from als4gan.io import RunDir
     from als4gan.runlock import claim_folder
     from als4gan.train import distributed
-    from als4gan.train.trainer import LATEST, Trainer
 
     claim_folder(out)  # before reading its state: no other process may be writing it
     if resume and force:
@@ -324,33 +323,43 @@ def train(
         )
     context = distributed.setup(config.device)
     try:
-        resumable = _prepare_run_dir(run_dir, resume, force, context.is_main)
-        distributed.barrier(context)
-        trainer = Trainer(config, str(out), context, resume=resumable)
-        if resumable:
-            trainer.load(run_dir.path / "checkpoints" / LATEST)
-            if trainer.step >= config.iterations:
-                done = f"{out} already finished training at step {trainer.step}"
-                return TrainResult(
-                    run_dir.path,
-                    "skipped",
-                    trainer.step,
-                    config.iterations,
-                    message=done if context.is_main else "",
-                )
-        _check_same_data(  # every rank checks (so all stop together); rank 0 records
-            run_dir,
-            config,
-            trainer.data_fingerprint,
-            len(trainer.train_set),
-            resumable,
-            record=context.is_main,
-        )
-        if context.is_main:
-            _record_start(run_dir, config, trainer, resumable)
-        summary = _fit(run_dir, trainer, context.is_main)
-        if not context.is_main:
-            return TrainResult(run_dir.path, "done", summary["step"], config.iterations)
-        return _finish(run_dir, out, config, summary)
+        return _train_in(run_dir, out, config, context, resume, force)
     finally:
         distributed.cleanup(context)
+
+
+def _train_in(
+    run_dir: RunDir, out: str | Path, config: TrainConfig, context: Any, resume: bool, force: bool
+) -> TrainResult:
+    """Prepare the run folder, build the trainer (resuming its state), record, fit, finish."""
+    from als4gan.train import distributed
+    from als4gan.train.trainer import LATEST, Trainer
+
+    resumable = _prepare_run_dir(run_dir, resume, force, context.is_main)
+    distributed.barrier(context)
+    trainer = Trainer(config, str(out), context, resume=resumable)
+    if resumable:
+        trainer.load(run_dir.path / "checkpoints" / LATEST)
+        if trainer.step >= config.iterations:
+            done = f"{out} already finished training at step {trainer.step}"
+            return TrainResult(
+                run_dir.path,
+                "skipped",
+                trainer.step,
+                config.iterations,
+                message=done if context.is_main else "",
+            )
+    _check_same_data(  # every rank checks (so all stop together); rank 0 records
+        run_dir,
+        config,
+        trainer.data_fingerprint,
+        len(trainer.train_set),
+        resumable,
+        record=context.is_main,
+    )
+    if context.is_main:
+        _record_start(run_dir, config, trainer, resumable)
+    summary = _fit(run_dir, trainer, context.is_main)
+    if not context.is_main:
+        return TrainResult(run_dir.path, "done", summary["step"], config.iterations)
+    return _finish(run_dir, out, config, summary)
