@@ -145,3 +145,14 @@ def test_run_checks_every_cell_before_the_first_stage(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"section 'train': --batch-size 3 must be divisible"):
         api.run(experiment)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_stage_function_releases_the_folders_it_claimed(tmp_path: Path) -> None:
+    from als4gan.runlock import claim_folder, held_folders, release_folders
+
+    kept = claim_folder(tmp_path / "mine")  # held before the call: stays held
+    try:
+        api.prepare(api.PrepareConfig(out=str(tmp_path / "data"), num_images=12, image_size=32))
+        assert held_folders() == {kept}
+    finally:
+        release_folders()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from als4gan.config import option
+from als4gan.stages import releasing_folders
 
 if TYPE_CHECKING:
     from als4gan.io import RunDir
@@ -197,6 +198,7 @@ def _score(
     return result, write_evaluation(out_dir, result)
 
 
+@releasing_folders()
 def evaluate(
     checkpoint: str | Path,
     config: EvaluateConfig | None = None,

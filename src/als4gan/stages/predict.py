@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from als4gan.config import option
+from als4gan.stages import releasing_folders
 
 log = logging.getLogger("als4gan.commands.predict")
 
@@ -136,6 +137,7 @@ def _settings(
     )
 
 
+@releasing_folders()
 def predict(
     inputs: Sequence[str | Path],
     checkpoint: str | Path,

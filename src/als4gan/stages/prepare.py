@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from als4gan.config import option
+from als4gan.stages import releasing_folders
 
 #: Dataset kinds ``prepare`` writes, in the order of ``als4gan prepare --help``.
 PREPARE_KINDS = ("synthetic", "deepglobe", "ucm", "folder")
@@ -253,6 +254,7 @@ PREPARERS: dict[str, Callable[[PrepareConfig], PrepareResult]] = {
 }
 
 
+@releasing_folders()
 def prepare(config: PrepareConfig) -> PrepareResult:
     """Prepare a dataset folder: generate the synthetic one, or split (and tile) a real one.
 

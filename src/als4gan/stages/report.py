@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from als4gan.config import option
+from als4gan.stages import releasing_folders
 
 #: Suffixes a report file may have: anything else could be a run artefact (a checkpoint...).
 REPORT_SUFFIXES = (".html", ".htm")
@@ -80,6 +81,7 @@ def default_report_path(runs: Sequence[str | Path]) -> Path:
     return Path(runs[0]) / "report.html" if len(runs) == 1 else Path("report.html")
 
 
+@releasing_folders()
 def report(
     runs: Sequence[str | Path],
     out: str | Path | None = None,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from als4gan.config import option
+from als4gan.stages import releasing_folders
 
 if TYPE_CHECKING:
     from als4gan.experiment import Cell, ExperimentResult, ExperimentSpec
@@ -52,6 +53,7 @@ def load_spec(
     return spec
 
 
+@releasing_folders()
 def run(
     experiment: str | Path | Mapping[str, Any] | ExperimentSpec,
     config: RunConfig | None = None,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from als4gan.stages import releasing_folders
+
 if TYPE_CHECKING:
     from als4gan.active.config import SelectConfig
 
@@ -94,6 +96,7 @@ def _describe(result: Any, config: SelectConfig, initial_given: bool) -> str:
     return f"selected {count} ({how}){auto} -> {result.folder}"
 
 
+@releasing_folders()
 def select(
     config: SelectConfig,
     out: str | Path,

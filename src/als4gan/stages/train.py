@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from als4gan.stages import releasing_folders
+
 if TYPE_CHECKING:
     from als4gan.io import RunDir
     from als4gan.train.config import TrainConfig
@@ -283,6 +285,7 @@ def _finish(run_dir: RunDir, out: str | Path, config: TrainConfig, summary: Any)
     return result
 
 
+@releasing_folders()
 def train(
     config: TrainConfig, out: str | Path, *, resume: bool = False, force: bool = False
 ) -> TrainResult:
