@@ -156,3 +156,19 @@ def test_a_stage_function_releases_the_folders_it_claimed(tmp_path: Path) -> Non
         assert held_folders() == {kept}
     finally:
         release_folders()
+
+
+def test_a_typo_in_the_prepare_section_fails_before_anything_runs(tmp_path: Path) -> None:
+    experiment = {
+        "name": "t",
+        "out": str(tmp_path / "out"),
+        "dataset": {
+            "name": "synthetic",
+            "root": str(tmp_path / "data"),
+            "prepare": {"kind": "synthetic", "num_imags": 20},
+        },
+        "grid": {"strategies": ["random"], "ratios": [0.1]},
+    }
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) num_imags \(did you mean 'num_"):
+        api.run(experiment)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "data").exists()

@@ -195,6 +195,11 @@ def check_stage_sections(spec: ExperimentSpec, source: str) -> None:
         ConfigError: On an unknown option, a value of the wrong type, or an option the grid
             sets itself (the seed, strategy, ratio, method, data and output folders).
     """
+    from als4gan.stages.prepare import prepare_config
+
+    if spec.dataset.prepare:
+        prepare = {"kind": spec.dataset.name, **spec.dataset.prepare, "out": str(spec.root_dir)}
+        prepare_config(prepare, f"{source}: dataset.prepare")
     plan_cells(spec, source)
 
 
