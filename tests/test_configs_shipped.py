@@ -6,9 +6,43 @@ import pytest
 
 from als4gan.cli import build_parser
 from als4gan.commands.demo import demo_experiment
-from als4gan.experiment import expand_grid, load_experiment, parse_experiment, to_flags
+from als4gan.experiment import expand_grid, load_experiment, parse_experiment, plan_cells
+from als4gan.stages.prepare import prepare_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+
+
+def to_flags(options: dict) -> list[str]:
+    """``{"crop_size": 256, "mirror": False, "rates": [6, 12]}`` as the command line's flags."""
+    flags: list[str] = []
+    for key, value in options.items():
+        flag = "--" + str(key).replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is False:
+            flags.append("--no-" + str(key).replace("_", "-"))
+        elif value is None:
+            flags += [flag, "none"]
+        elif isinstance(value, list | tuple):
+            flags += [flag, *(str(item) for item in value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def test_to_flags() -> None:
+    flags = to_flags({"crop_size": 256, "mirror": False, "amp": True, "rates": [6, 12], "x": None})
+    assert flags == [
+        "--crop-size",
+        "256",
+        "--no-mirror",
+        "--amp",
+        "--rates",
+        "6",
+        "12",
+        "--x",
+        "none",
+    ]
 
 
 def _check_stage_flags(spec_select: dict, spec_train: dict, spec_eval: dict, dataset: str) -> None:
@@ -30,8 +64,11 @@ def test_config_options_are_real_flags(path: Path) -> None:
     spec = load_experiment(path)
     assert expand_grid(spec.grid)
     _check_stage_flags(spec.select, spec.train, spec.evaluate, spec.dataset.name)
+    # and they build the typed configs the grid runs with (what 'als4gan run' checks first)
+    assert len(plan_cells(spec)) == len(expand_grid(spec.grid))
     if spec.dataset.prepare:
         prepare = dict(spec.dataset.prepare)
+        assert prepare_config({**prepare, "out": "o"}).kind == prepare["kind"]
         kind = prepare.pop("kind")
         build_parser().parse_args(["prepare", kind, "--out", "o", *to_flags(prepare)])
 

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -81,13 +82,12 @@ def test_dry_run_shows_where_the_data_is_read(
 class _StagesWithCheckpoints(FakeStages):
     """Fake stages whose training writes best.pt and latest.pt like the trainer."""
 
-    def __call__(self, argv: list[str]) -> int:
-        if argv[0] == "train":
-            checkpoints = Path(argv[argv.index("--out") + 1]) / "checkpoints"
-            checkpoints.mkdir(parents=True, exist_ok=True)
-            (checkpoints / "best.pt").write_bytes(b"b" * 10)
-            (checkpoints / "latest.pt").write_bytes(b"l" * 1000)
-        return super().__call__(argv)
+    def train(self, config: Any, out: Path, *, resume: bool, force: bool) -> Any:
+        checkpoints = out / "checkpoints"
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        (checkpoints / "best.pt").write_bytes(b"b" * 10)
+        (checkpoints / "latest.pt").write_bytes(b"l" * 1000)
+        return super().train(config, out, resume=resume, force=force)
 
 
 def _spec(tmp_path: Path) -> ExperimentSpec:
@@ -107,7 +107,7 @@ def test_finished_cells_drop_the_resume_state_but_keep_best(tmp_path: Path) -> N
     # a rerun still skips the finished cell (no training, no evaluation)
     stages.calls.clear()
     ExperimentRunner(spec, stages).run()
-    assert [call[0] for call in stages.calls] == ["report"]
+    assert [call.stage for call in stages.calls] == ["report"]
     assert RunDir(cell).is_done("train")
 
 

@@ -1,15 +1,17 @@
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from als4gan.errors import ConfigError
+from als4gan.errors import ConfigError, DataError
 from als4gan.experiment import (
     Cell,
     CellResult,
     ExperimentRunner,
     GridSpec,
+    Stages,
     comparisons_csv,
     expand_grid,
     paired_comparisons,
@@ -18,7 +20,6 @@ from als4gan.experiment import (
     results_csv,
     results_markdown,
     summarize,
-    to_flags,
 )
 from als4gan.io import RunDir, read_json, write_json
 
@@ -91,21 +92,6 @@ def test_grid_reference_option(tmp_path: Path) -> None:
         parse_experiment(_config(grid={**grid, "refrence": True}), "c.yaml", tmp_path)
     with pytest.raises(ConfigError, match="name of the fully supervised reference"):
         parse_experiment(_config(grid={**grid, "strategies": ["full"]}), "c.yaml", tmp_path)
-
-
-def test_to_flags() -> None:
-    flags = to_flags({"crop_size": 256, "mirror": False, "amp": True, "rates": [6, 12], "x": None})
-    assert flags == [
-        "--crop-size",
-        "256",
-        "--no-mirror",
-        "--amp",
-        "--rates",
-        "6",
-        "12",
-        "--x",
-        "none",
-    ]
 
 
 def _result(
@@ -257,28 +243,50 @@ def test_parse_rejects_bad_configs(tmp_path: Path) -> None:
         parse_experiment({"grid": {}}, "c.yaml", tmp_path)
 
 
-class FakeStages:
-    """Stands in for the real commands: records calls and writes what each stage would."""
+@dataclass
+class StageCall:
+    """One call of a fake stage: its name, run folder (or output), config and options."""
+
+    stage: str
+    out: Path
+    config: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class FakeStages(Stages):
+    """Stands in for the real stage functions: records calls and writes what each stage would."""
 
     def __init__(self) -> None:
-        self.calls: list[list[str]] = []
+        self.calls: list[StageCall] = []
 
-    def __call__(self, argv: list[str]) -> int:
-        self.calls.append(argv)
-        out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else None
-        if argv[0] == "select" and out is not None:
-            (out / "selection").mkdir(parents=True, exist_ok=True)
-            (out / "selection" / "labeled.txt").write_text("a\n")
-            RunDir(out).mark_done("select")
-        elif argv[0] == "train" and out is not None:
-            RunDir(out).mark_done("train")
-        elif argv[0] == "evaluate":
-            run = Path(argv[argv.index("--checkpoint") + 1])
-            write_json(run / "eval" / "test" / "metrics.json", {"miou": 0.5})
-            RunDir(run).mark_done("evaluate:test")
-        elif argv[0] == "report" and out is not None:
-            out.write_text("<html></html>")
-        return 0
+    def prepare(self, config: Any) -> Any:
+        self.calls.append(StageCall("prepare", Path(config.out), config))
+
+    def select(self, config: Any, out: Path, **options: Any) -> Any:
+        self.calls.append(StageCall("select", out, config, options))
+        (out / "selection").mkdir(parents=True, exist_ok=True)
+        (out / "selection" / "labeled.txt").write_text("a\n")
+        RunDir(out).mark_done("select")
+
+    def train(self, config: Any, out: Path, *, resume: bool, force: bool) -> Any:
+        self.calls.append(StageCall("train", out, config, {"resume": resume, "force": force}))
+        RunDir(out).mark_done("train")
+
+    def evaluate(self, checkpoint: Path, config: Any, **options: Any) -> Any:
+        self.calls.append(StageCall("evaluate", checkpoint, config, options))
+        write_json(checkpoint / "eval" / "test" / "metrics.json", {"miou": 0.5})
+        RunDir(checkpoint).mark_done("evaluate:test")
+
+    def report(self, runs: list[str], out: Path, config: Any) -> Any:
+        self.calls.append(StageCall("report", out, config, {"runs": runs}))
+        out.write_text("<html></html>")
+
+
+class FailingTraining(FakeStages):
+    """Fake stages whose training fails as a real stage does: with an error."""
+
+    def train(self, config: Any, out: Path, *, resume: bool, force: bool) -> Any:
+        raise DataError("no labelled image has a mask")
 
 
 def test_runner_skips_finished_stages(tmp_path: Path) -> None:
@@ -298,16 +306,16 @@ def test_runner_skips_finished_stages(tmp_path: Path) -> None:
     )
     stages = FakeStages()
     outcome = ExperimentRunner(spec, stages).run()
-    kinds = [call[0] for call in stages.calls]
+    kinds = [call.stage for call in stages.calls]
     assert kinds.count("select") == 2  # shared by both methods; none for the reference
     assert kinds.count("train") == 5  # 4 cells + the fully supervised reference
     assert kinds.count("evaluate") == 5
     assert kinds[-1] == "report"
-    reference = next(call for call in stages.calls if call[0] == "train")
-    assert "full_r1_s0_supervised" in reference[reference.index("--out") + 1]
-    assert reference[reference.index("--labeled-ratio") + 1] == "1"
-    assert "--selection" not in reference
-    assert reference[reference.index("--method") + 1] == "supervised"
+    reference = next(call for call in stages.calls if call.stage == "train")
+    assert "full_r1_s0_supervised" in str(reference.out)
+    assert reference.config.labeled_ratio == 1
+    assert reference.config.selection is None
+    assert reference.config.method == "supervised"
     assert (tmp_path / "out" / "results.md").is_file()
     assert len(outcome["rows"]) == 5
     assert "Paired comparisons" in outcome["markdown"]
@@ -319,7 +327,7 @@ def test_runner_skips_finished_stages(tmp_path: Path) -> None:
     # a second run redoes nothing but the summary and report
     stages.calls.clear()
     ExperimentRunner(spec, stages).run()
-    assert [call[0] for call in stages.calls] == ["report"]
+    assert [call.stage for call in stages.calls] == ["report"]
 
 
 def test_failed_stage_stops_with_clear_message(tmp_path: Path) -> None:
@@ -327,7 +335,7 @@ def test_failed_stage_stops_with_clear_message(tmp_path: Path) -> None:
     (tmp_path / "data" / "splits" / "train.txt").write_text("a\n")
     spec = parse_experiment(_config(), "c.yaml", tmp_path)
     with pytest.raises(ConfigError, match=r"stage failed .*als4gan train .*full_r1_s0"):
-        ExperimentRunner(spec, lambda argv: 1).run()
+        ExperimentRunner(spec, FailingTraining()).run()
 
 
 def test_changed_settings_are_refused_but_a_grown_grid_is_not(tmp_path: Path) -> None:
@@ -347,7 +355,7 @@ def test_changed_settings_are_refused_but_a_grown_grid_is_not(tmp_path: Path) ->
     )
     stages = FakeStages()
     ExperimentRunner(parse_experiment(grown, "c.yaml", tmp_path), stages).run()
-    assert [call[0] for call in stages.calls].count("train") == 4  # 3 cells + seed 1 reference
+    assert [call.stage for call in stages.calls].count("train") == 4  # 3 cells + seed 1 reference
     # other training settings: refused, naming what changed
     changed = parse_experiment(
         _config(train={"crop_size": 128, "iterations": 10}), "c.yaml", tmp_path
@@ -357,7 +365,7 @@ def test_changed_settings_are_refused_but_a_grown_grid_is_not(tmp_path: Path) ->
     # --force redoes every cell with the new settings
     stages = FakeStages()
     ExperimentRunner(changed, stages, force=True).run()
-    assert [call[0] for call in stages.calls].count("train") == 2  # the cell and its reference
+    assert [call.stage for call in stages.calls].count("train") == 2  # the cell and its reference
 
 
 def test_a_finished_grid_can_add_the_reference(tmp_path: Path) -> None:
@@ -367,16 +375,16 @@ def test_a_finished_grid_can_add_the_reference(tmp_path: Path) -> None:
     without = _config(train={"iterations": 10}, grid={**grid, "reference": False})
     stages = FakeStages()
     outcome = ExperimentRunner(parse_experiment(without, "c.yaml", tmp_path), stages).run()
-    assert [call[0] for call in stages.calls].count("train") == 2
+    assert [call.stage for call in stages.calls].count("train") == 2
     assert all(row["share_of_full"] is None for row in outcome["rows"])
     # turning the reference on trains only the two reference cells; nothing else is redone
     with_reference = _config(train={"iterations": 10}, grid={**grid, "reference": True})
     stages = FakeStages()
     outcome = ExperimentRunner(parse_experiment(with_reference, "c.yaml", tmp_path), stages).run()
-    trained = [call for call in stages.calls if call[0] == "train"]
-    assert [Path(call[call.index("--out") + 1]).name for call in trained] == [
+    trained = [call for call in stages.calls if call.stage == "train"]
+    assert [Path(call.out).name for call in trained] == [
         "full_r1_s0_supervised",
         "full_r1_s1_supervised",
     ]
-    assert [call[0] for call in stages.calls].count("select") == 0
+    assert [call.stage for call in stages.calls].count("select") == 0
     assert [row["share_of_full"] for row in outcome["rows"]] == [1.0, 1.0]

@@ -1,5 +1,6 @@
 """``als4gan run`` on a tiny grid through the real commands, including resume after an interrupt."""
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -7,7 +8,7 @@ import pytest
 import yaml
 
 from als4gan.cli import main
-from als4gan.experiment import ExperimentRunner, load_experiment
+from als4gan.experiment import ExperimentRunner, Stages, load_experiment
 from als4gan.io import RunDir, read_json, read_jsonl
 
 TRAIN = {
@@ -108,30 +109,44 @@ def test_run_resumes_an_interrupted_cell_and_skips_finished_ones(
             reference=False,
         )
     )
-    calls: list[list[str]] = []
-
-    def interrupt_second_training(argv: list[str]) -> int:
-        calls.append(argv)
-        if argv[0] == "train" and argv[argv.index("--method") + 1] == "s4gan":
-            # Ctrl-C half-way: two of four iterations done, a resumable checkpoint written
-            assert main([*argv, "--stop-after", "2"]) == 0
-            raise KeyboardInterrupt
-        return main(argv)
-
+    recorder = RecordingStages()
     with pytest.raises(KeyboardInterrupt):
-        ExperimentRunner(spec, interrupt_second_training).run()
+        ExperimentRunner(spec, RecordingStages(interrupt="s4gan")).run()
     s4gan_run = spec.out_dir / "cells" / "random_r0.2_s0_s4gan"
     assert (s4gan_run / "checkpoints" / "latest.pt").is_file()
     assert not RunDir(s4gan_run).is_done("train")
 
-    calls.clear()
-    outcome = ExperimentRunner(spec, lambda argv: calls.append(argv) or main(argv)).run()
-    kinds = [argv[0] for argv in calls]
+    outcome = ExperimentRunner(spec, recorder).run()
+    kinds = [call[0] for call in recorder.calls]
     assert "select" not in kinds  # the shared selection finished before the interrupt
-    trains = [argv for argv in calls if argv[0] == "train"]
+    trains = [call for call in recorder.calls if call[0] == "train"]
     assert len(trains) == 1  # the finished supervised cell is not trained again
-    assert "--resume" in trains[0]
+    assert trains[0][1]["resume"] is True
     assert RunDir(s4gan_run).is_done("train")
     steps = [r["step"] for r in read_jsonl(s4gan_run / "metrics.jsonl") if r["kind"] == "train"]
     assert steps == [1, 2, 3, 4]  # resumed at step 3, no step repeated or lost
     assert len(outcome["rows"]) == 2
+
+
+class RecordingStages(Stages):
+    """The real stages, recording each call; ``interrupt``: Ctrl-C half-way through that method.
+
+    The interrupted training runs two of its four iterations (a resumable checkpoint written),
+    then a KeyboardInterrupt stops the grid, as Ctrl-C would.
+    """
+
+    def __init__(self, interrupt: str | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.interrupt = interrupt
+
+    def select(self, config: Any, out: Path, **options: Any) -> Any:
+        self.calls.append(("select", options))
+        return super().select(config, out, **options)
+
+    def train(self, config: Any, out: Path, *, resume: bool, force: bool) -> Any:
+        self.calls.append(("train", {"resume": resume, "method": config.method}))
+        if config.method == self.interrupt:
+            halfway = dataclasses.replace(config, stop_after=2)
+            assert super().train(halfway, out, resume=resume, force=force).state == "stopped"
+            raise KeyboardInterrupt
+        return super().train(config, out, resume=resume, force=force)

@@ -474,8 +474,11 @@ def test_run_checks_the_whole_config_before_the_first_stage(
 ) -> None:
     from als4gan import experiment
 
-    calls: list[list[str]] = []
-    monkeypatch.setattr(experiment, "_cli_runner", lambda argv: calls.append(argv) or 0)
+    calls: list[str] = []
+    for stage in ("prepare", "select", "train", "evaluate", "report"):
+        monkeypatch.setattr(
+            experiment.Stages, stage, lambda self, *a, _s=stage, **k: calls.append(_s)
+        )
     config = _experiment(tmp_path, **sections)
     assert main(["run", str(config)]) == 2
     assert message in capsys.readouterr().err
@@ -486,7 +489,7 @@ def test_run_checks_the_whole_config_before_the_first_stage(
 
     def parse_and_run() -> None:
         spec = experiment.parse_experiment(yaml.safe_load(config.read_text()), "x", tmp_path)
-        experiment.ExperimentRunner(spec, run_command=lambda argv: 0).run()
+        experiment.ExperimentRunner(spec, experiment.Stages()).run()
 
     with pytest.raises(experiment.ConfigError):
         parse_and_run()  # repeated grid values are refused while parsing, the rest by run()

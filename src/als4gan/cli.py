@@ -1,9 +1,11 @@
 """The ``als4gan`` command: one entry point, one module per sub-command.
 
 Each module in :mod:`als4gan.commands` defines ``HELP`` (one line), ``DESCRIPTION``,
-``add_arguments(parser)`` and ``run(args) -> int``. Command modules import heavy libraries
-(torch, matplotlib) inside ``run``, so that ``--help``, a misspelt command and an argument error
-answer at once, without importing torch (``tests/test_cli_fast.py`` checks it).
+``add_arguments(parser)`` and ``run(args) -> int``; ``run`` only builds the stage's typed config
+from the flags, calls the stage function of :mod:`als4gan.api` and prints its result. Heavy
+libraries (torch, matplotlib) are imported inside the stage functions, so that ``--help``, a
+misspelt command and an argument error answer at once, without importing torch
+(``tests/test_cli_fast.py`` checks it).
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from als4gan.runlock import held_folders, release_folders
 
-    held = held_folders()  # a grid run calls stages in-process: keep its own lock
+    held = held_folders()  # a caller running main in-process keeps its own locks
     try:
         if args.command in THREADED_COMMANDS:
             apply_threads(args.threads)

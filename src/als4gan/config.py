@@ -250,3 +250,128 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain-data view of a config dataclass (tuples become lists), for YAML/JSON."""
     data = dataclasses.asdict(config)
     return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
+
+
+# ----------------------------------------------------------------------------- from a mapping
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``valid`` to ``name``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_keys(keys: Iterable[str], valid: Iterable[str], where: str) -> None:
+    """Refuse keys not in ``valid``, suggesting the closest valid one.
+
+    Raises:
+        ConfigError: ``"<where>: unknown option(s) a, b (did you mean ...?); valid: ..."``.
+    """
+    names = sorted(set(valid))
+    unknown = sorted(set(keys) - set(names))
+    if unknown:
+        hint = did_you_mean(unknown[0], names)
+        raise ConfigError(
+            f"{where}: unknown option(s) {', '.join(unknown)}{hint}; valid: {', '.join(names)}"
+        )
+
+
+def _convert_item(item: Any, value: Any, flag: str) -> Any:
+    """One value converted as argparse converts the text of a flag (``int("4.0")`` fails)."""
+    if isinstance(value, bool) and item is not bool and item is not str:
+        raise ConfigError(f"argument {flag}: invalid {item.__name__} value: {value!r}")
+    try:
+        return value if item is str and isinstance(value, str) else item(str(value))
+    except (TypeError, ValueError):
+        name = getattr(item, "__name__", "value")
+        raise ConfigError(f"argument {flag}: invalid {name} value: {str(value)!r}") from None
+
+
+def option_value(tp: Any, value: Any, flag: str) -> Any:
+    """``value`` (from YAML or Python) checked and converted like the command line's ``flag``.
+
+    The same types as the flags made by :func:`add_config_arguments`: a ``bool`` must be true or
+    false, ``X | None`` takes ``None`` (or ``"none"``), a list takes one value or a list, a tuple
+    exactly its number of values; numbers are read from their text, so ``4.0`` is not an int.
+
+    Raises:
+        ConfigError: In argparse's words, e.g. ``argument --iterations: invalid int value: 'x'``.
+    """
+    inner, optional = _unwrap_optional(tp)
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"argument {flag}: expected a value, got none")
+    origin = typing.get_origin(inner)
+    if inner is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"argument {flag}: expected true or false, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        args = [arg for arg in typing.get_args(inner) if arg is not Ellipsis]
+        item = args[0] if args else str
+        values = list(value) if isinstance(value, list | tuple) else [value]
+        fixed = origin is tuple and Ellipsis not in typing.get_args(inner)
+        if (fixed and len(values) != len(args)) or not values:
+            count = len(args) if fixed else "at least one"
+            raise ConfigError(f"argument {flag}: expected {count} argument(s), got {values!r}")
+        return [_convert_item(item, v, flag) for v in values]
+    return _convert_item(inner, value, flag)
+
+
+def build_config(
+    config_cls: type[T],
+    data: Mapping[str, Any],
+    source: str = "config",
+    *,
+    base: Mapping[str, Any] | None = None,
+    validate: bool = True,
+) -> T:
+    """A typed config from a mapping (a YAML section, a Python dict), checked like the CLI.
+
+    Keys may use ``-`` or ``_`` (``crop-size`` = ``crop_size``). An unknown key is refused with
+    the valid ones and the closest match; each value is converted and checked as the matching
+    ``--flag`` would be (types, number of values, ``choices``); then the config's own
+    ``validate()`` runs, if it has one.
+
+    Args:
+        config_cls: Target dataclass (fields declared with :func:`option`).
+        data: Option values; missing options take their defaults.
+        source: Where the values came from, for error messages.
+        base: Values set by code before ``data`` (e.g. a grid cell's seed), checked the same way.
+        validate: Whether to call ``validate()``.
+
+    Returns:
+        The config instance.
+
+    Raises:
+        ConfigError: Naming ``source``, the option and what is allowed.
+    """
+    fields = {field.name: field for field in dataclasses.fields(config_cls)}  # type: ignore[arg-type]
+    merged = {str(key).replace("-", "_"): value for key, value in (base or {}).items()}
+    given = {str(key).replace("-", "_"): value for key, value in data.items()}
+    check_keys(given, fields, source)
+    merged.update(given)
+    hints = typing.get_type_hints(config_cls)
+    values: dict[str, Any] = {}
+    for name, value in merged.items():
+        flag = _flag(name)
+        try:
+            values[name] = option_value(hints[name], value, flag)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+        choices = fields[name].metadata.get("choices")
+        if choices and values[name] is not None and values[name] not in choices:
+            names = [str(choice) for choice in choices]
+            raise ConfigError(
+                f"{source}: argument {flag}: invalid choice: {values[name]!r}"
+                f"{did_you_mean(str(values[name]), names)}; choose from {', '.join(names)}"
+            )
+    config = config_from_dict(config_cls, values, source=source)
+    check = getattr(config, "validate", None)
+    if validate and callable(check):
+        try:
+            check()
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+    return config

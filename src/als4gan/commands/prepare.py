@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 HELP = "write a dataset (generated default or real) to disk with split lists"
@@ -42,7 +41,13 @@ def _add_split_options(parser: argparse.ArgumentParser, what: str) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Sub-commands: one per dataset."""
     sub = parser.add_subparsers(dest="prepare_dataset", metavar="<dataset>", required=True)
+    _add_synthetic(sub)
+    _add_deepglobe(sub)
+    _add_ucm(sub)
+    _add_folder(sub)
 
+
+def _add_synthetic(sub: Any) -> None:
     synthetic = sub.add_parser(
         "synthetic",
         help="generate the built-in default dataset",
@@ -64,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="replace OUT holding another dataset, or this one generated with other options",
     )
 
+
+def _add_deepglobe(sub: Any) -> None:
     deepglobe = sub.add_parser(
         "deepglobe",
         help="split and tile DeepGlobe Land Cover",
@@ -104,6 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_split_options(deepglobe, "source images")
 
+
+def _add_ucm(sub: Any) -> None:
     ucm = sub.add_parser(
         "ucm",
         help="scene-stratified split of UC Merced + DLRSD",
@@ -117,6 +126,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ucm.add_argument("--out", required=True, help="output folder (may equal --src)")
     _add_split_options(ucm, "images")
 
+
+def _add_folder(sub: Any) -> None:
     from als4gan.argtypes import image_max_arg
 
     folder = sub.add_parser(
@@ -176,142 +187,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_split_options(folder, "images")
 
 
-def _run_synthetic(args: argparse.Namespace) -> int:
-    from als4gan.data.synthetic import write_synthetic
-
-    config = _synthetic_config(args)
-    meta = write_synthetic(args.out, config, force=args.force)
-    print(
-        f"wrote {meta['num_images']} synthetic scenes of {meta['image_size']}px to {args.out} "
-        "(splits: train, val, test)"
-    )
-    return 0
-
-
-def _run_deepglobe(args: argparse.Namespace) -> int:
-    from als4gan.data.deepglobe import prepare_deepglobe
-
-    config = _deepglobe_config(args)
-    meta = prepare_deepglobe(args.src, args.out, config, force=args.force, workers=args.workers)
-    tiles = "tiles" if config.tile_size else "images (no tiling)"
-    print(
-        f"wrote {meta['num_tiles']} DeepGlobe {tiles} from {meta['num_source_images']} source "
-        f"images to {args.out} ({meta['summary']}); use --dataset deepglobe --root {args.out}"
-    )
-    return 0
-
-
-def _run_ucm(args: argparse.Namespace) -> int:
-    from als4gan.data.ucm import prepare_ucm
-
-    meta = prepare_ucm(
-        args.src,
-        args.out,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-        force=args.force,
-    )
-    print(
-        f"wrote a scene-stratified split of {meta['num_images']} UC Merced images to "
-        f"{args.out}/splits ({meta['summary']}); use --dataset ucm --root {args.out}"
-    )
-    return 0
-
-
-def _run_folder(args: argparse.Namespace) -> int:
-    from als4gan.data.folder import prepare_folder
-
-    meta = prepare_folder(
-        args.src,
-        args.out,
-        classes_file=args.classes_file,
-        bands=args.bands,
-        image_max=args.image_max,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-        stratify=args.stratify,
-        force=args.force,
-        tile_size=args.tile_size,
-        remainder=args.remainder,
-    )
-    print(
-        f"wrote a split of {meta['num_images']} images ({meta['in_channels']} band(s)) to "
-        f"{args.out}/splits ({meta['summary']}); use --dataset folder --root {args.out}"
-    )
-    return 0
-
-
-def _synthetic_config(args: argparse.Namespace) -> Any:
-    from als4gan.data.synthetic import SyntheticConfig
-
-    config = SyntheticConfig(
-        num_images=args.num_images,
-        image_size=args.image_size,
-        seed=args.seed,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-    )
-    config.validate()
-    return config
-
-
-def _deepglobe_config(args: argparse.Namespace) -> Any:
-    from als4gan.data.deepglobe import DeepGlobePrepareConfig
-
-    config = DeepGlobePrepareConfig(
-        tile_size=args.tile_size,
-        remainder=args.remainder,
-        scale=args.scale,
-        val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction,
-        seed=args.seed,
-    )
-    config.validate()
-    return config
-
-
-#: Option checks run before OUT is created (the preparation itself checks again).
-_VALIDATORS: dict[str, Callable[[argparse.Namespace], Any]] = {
-    "synthetic": _synthetic_config,
-    "deepglobe": _deepglobe_config,
-}
-
-_RUNNERS = {
-    "synthetic": _run_synthetic,
-    "deepglobe": _run_deepglobe,
-    "ucm": _run_ucm,
-    "folder": _run_folder,
-}
-
-
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to the dataset's preparation."""
-    from als4gan.runlock import claim_folder
+    """Build the preparation's config from the flags, prepare, and print what was written."""
+    from als4gan.stages.prepare import KIND_OPTIONS, PrepareConfig, prepare
 
-    _check_split_fractions(args)  # every option is checked before OUT is touched
-    validate = _VALIDATORS.get(args.prepare_dataset)
-    if validate is not None:
-        validate(args)
-    claim_folder(args.out)
-    return _RUNNERS[args.prepare_dataset](args)
-
-
-def _check_split_fractions(args: argparse.Namespace) -> None:
-    """Refuse impossible --val-fraction / --test-fraction before anything is written.
-
-    Raises:
-        ConfigError: If a fraction is outside (0, 1) or both leave no training images.
-    """
-    from als4gan.errors import ConfigError
-
-    val, test = args.val_fraction, args.test_fraction
-    if not (0 < val < 1 and 0 < test < 1):
-        raise ConfigError(
-            f"--val-fraction and --test-fraction must lie in (0, 1); got {val} and {test}"
-        )
-    if val + test >= 1:
-        raise ConfigError(
-            f"--val-fraction + --test-fraction must leave some training images; got {val + test}"
-        )
+    kind = args.prepare_dataset
+    options = {name: getattr(args, name) for name in KIND_OPTIONS[kind]}
+    config = PrepareConfig(kind=kind, out=args.out, **options)
+    print(prepare(config).message)
+    return 0

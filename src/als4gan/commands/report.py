@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 HELP = "build one self-contained HTML report from one or more run folders"
 DESCRIPTION = """\
@@ -51,68 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: Suffixes a report file may have: anything else could be a run artefact (a checkpoint...).
-REPORT_SUFFIXES = (".html", ".htm")
-
-
-def is_previous_report(path: Path) -> bool:
-    """Whether ``path`` is a page written by ``als4gan report`` (its generator tag)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(2048)
-    except OSError:
-        return False
-    return b'<meta name="generator" content="als4gan' in head
-
-
-def check_report_out(out: Path, force: bool) -> None:
-    """Refuse an --out that would destroy something other than an earlier report.
-
-    A report never writes over a file without the ``.html`` suffix (checkpoints, metrics and
-    configurations of a run, whatever ``--force`` says), never over a folder, and over an
-    existing ``.html`` file only when it is an earlier report or ``--force`` is given.
-
-    Raises:
-        ConfigError: If ``out`` is a folder or lacks the ``.html`` suffix.
-        RunExistsError: If ``out`` is another HTML file and ``force`` is false.
-    """
-    from als4gan.errors import ConfigError, RunExistsError
-
-    if out.is_dir():
-        raise ConfigError(
-            f"--out {out} is a folder; give the report's file name, e.g. {out / 'report.html'}"
-        )
-    if out.suffix.lower() not in REPORT_SUFFIXES:
-        raise ConfigError(
-            f"--out {out} must end in .html: a report is never written over other files "
-            "(checkpoints, metrics, configurations of a run)"
-        )
-    if out.exists() and not force and not is_previous_report(out):
-        raise RunExistsError(
-            f"--out {out} exists and is not an als4gan report; pass --force to replace it, or "
-            "choose another file name"
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     """Write the report."""
-    from als4gan.errors import DatasetNotFoundError
-    from als4gan.report import ReportOptions, build_report
+    from als4gan.stages.report import ReportConfig, report
 
-    for folder in args.runs:
-        if not Path(folder).is_dir():
-            raise DatasetNotFoundError(f"run folder {folder} does not exist")
-    if args.out:
-        out = Path(args.out)
-    elif len(args.runs) == 1:
-        out = Path(args.runs[0]) / "report.html"
-    else:
-        out = Path("report.html")
-    check_report_out(out, args.force)
-    options = ReportOptions(
-        title=args.title, examples=max(0, args.examples), device=args.device, window=args.window
+    config = ReportConfig(
+        title=args.title, examples=args.examples, window=args.window, device=args.device
     )
-    path = build_report(args.runs, out, options)
-    size = path.stat().st_size / 1e6
-    print(f"report of {len(args.runs)} run(s) -> {path} ({size:.1f} MB)")
+    print(report(args.runs, args.out, config, force=args.force).message)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "run a whole experiment grid from one YAML config (select, train, evaluate, report)"
 DESCRIPTION = """\
@@ -68,40 +69,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the grid and print the results table."""
-    from pathlib import Path
+def _dry_run(spec: Any) -> None:
+    """List the cells and where the data is read, without running anything."""
+    from als4gan.experiment import expand_grid
 
-    from als4gan.experiment import ExperimentRunner, expand_grid, load_experiment
-
-    spec = load_experiment(args.config, data_root=args.data_root)
-    if args.out:
-        spec.out = str(Path(args.out).resolve())
     cells = expand_grid(spec.grid)
-    if args.dry_run:
-        print(f"{spec.name}: {len(cells)} cells -> {spec.out_dir}")
-        print(f"  data: {spec.root_dir}", end="")
-        if spec.dataset.prepare and "src" in spec.dataset.prepare:
-            print(f" (prepared from {spec.path(str(spec.dataset.prepare['src']))})", end="")
-        print()
-        for cell in cells:
-            print(f"  {cell.name}")
-        return 0
+    print(f"{spec.name}: {len(cells)} cells -> {spec.out_dir}")
+    print(f"  data: {spec.root_dir}", end="")
+    if spec.dataset.prepare and "src" in spec.dataset.prepare:
+        print(f" (prepared from {spec.path(str(spec.dataset.prepare['src']))})", end="")
+    print()
+    for cell in cells:
+        print(f"  {cell.name}")
 
-    def announce(index: int, total: int, cell: object) -> None:
-        print(f"[{index + 1}/{total}] {getattr(cell, 'name', cell)}", flush=True)
 
-    from als4gan.runlock import claim_folder
-
-    claim_folder(spec.out_dir)
-    runner = ExperimentRunner(spec, force=args.force, keep_checkpoints=args.keep_checkpoints)
-    outcome = runner.run(announce)
+def print_outcome(outcome: Any, out_dir: Any) -> None:
+    """The results table and where the results, the report and the disk space went."""
     print()
     print(outcome["markdown"])
     print(f"results: {outcome['results_md']} and {outcome['results_csv']}")
     if outcome["report"] is not None:
         print(f"report:  {outcome['report']}")
-    print(f"disk:    {folder_megabytes(spec.out_dir):.0f} MB in {spec.out_dir}")
+    print(f"disk:    {folder_megabytes(out_dir):.0f} MB in {out_dir}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the grid and print the results table."""
+    from als4gan.stages.run import RunConfig, load_spec
+    from als4gan.stages.run import run as run_grid
+
+    config = RunConfig(
+        out=args.out,
+        force=args.force,
+        keep_checkpoints=args.keep_checkpoints,
+        data_root=args.data_root,
+    )
+    spec = load_spec(args.config, config)
+    if args.dry_run:
+        _dry_run(spec)
+        return 0
+
+    def announce(index: int, total: int, cell: object) -> None:
+        print(f"[{index + 1}/{total}] {getattr(cell, 'name', cell)}", flush=True)
+
+    outcome = run_grid(spec, config, on_cell=announce)
+    print_outcome(outcome, spec.out_dir)
     return 0
 
 

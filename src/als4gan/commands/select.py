@@ -87,32 +87,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_no_training(out: str, force: bool) -> None:
-    """Refuse to change the labelled set under a model trained on it (``--force``: start over).
-
-    With ``--force`` the training run, its evaluations and its report are deleted, since they
-    belong to the labelled set being replaced.
-
-    Raises:
-        RunExistsError: If ``out`` holds a training run and ``force`` is false.
-    """
-    from als4gan.commands.train import clear_training
-    from als4gan.errors import RunExistsError
-    from als4gan.io import RunDir
-
-    run_dir = RunDir(out)
-    trained = "train" in run_dir.status() or (run_dir.path / "checkpoints" / "latest.pt").is_file()
-    if not trained:
-        return
-    if not force:
-        raise RunExistsError(
-            f"{out} holds a training run on its current labelled set; a new selection would "
-            "change that set under the trained model. Choose another --out, or pass --force to "
-            "delete the training run (and its evaluations) and select again."
-        )
-    clear_training(run_dir)
-
-
 def _continue_command(args: argparse.Namespace) -> str:
     """The command line that continues a waiting selection (this one, as typed)."""
     import shlex
@@ -124,54 +98,26 @@ def _continue_command(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Resolve the options, run the selection and print where it went."""
-    from pathlib import Path
-
-    from als4gan.active.loop import SELECTION_DIR, run_selection
-    from als4gan.active.package import describe_status, selection_status
     from als4gan.config import resolve_config
     from als4gan.errors import ConfigError
-    from als4gan.io import RunDir, read_ids
     from als4gan.runlock import claim_folder
+    from als4gan.stages.select import select, selection_status
 
     if args.status is not None:
-        print(describe_status(selection_status(Path(args.status) / SELECTION_DIR)))
+        print(selection_status(args.status))
         return 0
     if args.out is None:
         raise ConfigError("--out is required: the run folder (or --status RUN_DIR)")
     claim_folder(args.out)
     config = resolve_config(SelectConfig, args, args.config)
-    if args.oracle == "human" and RunDir(args.out).is_done("select") and not args.force:
-        print(describe_status(selection_status(Path(args.out) / SELECTION_DIR)))
-        return 0
-    _check_no_training(args.out, args.force)
-    try:
-        result = run_selection(
-            config,
-            args.out,
-            force=args.force,
-            resume=args.resume,
-            oracle=args.oracle,
-            command=_continue_command(args),
-            initial_ids=read_ids(args.initial) if args.initial else None,
-        )
-    except Exception as err:  # disk full, unreadable file...: never leave "running"
-        RunDir(args.out).mark_failed_if_running("select", err)
-        raise
-    plan = result.plan
-    if result.waiting:
-        assert result.waiting_round is not None
-        print(f"waiting: {len(result.labelled)} of {plan.budget} images labelled so far")
-        print(result.next_steps)
-        return 0
-    from als4gan.active.strategies import LOW_BUDGET_STRATEGIES
-
-    how = (
-        f"all by {result.strategy} on pretrained embeddings"
-        if result.strategy in LOW_BUDGET_STRATEGIES
-        else f"{plan.initial_size} {'given' if args.initial else config.initial_strategy} + "
-        f"{plan.num_rounds} round(s) of {result.strategy}"
+    result = select(
+        config,
+        args.out,
+        force=args.force,
+        resume=args.resume,
+        oracle=args.oracle,
+        initial=args.initial,
+        command=_continue_command(args),
     )
-    auto = " (chosen by --strategy auto)" if config.strategy == "auto" else ""
-    count = f"{len(result.labelled)} of {plan.pool_size} images"
-    print(f"selected {count} ({how}){auto} -> {result.folder}")
+    print(result.message)
     return 0

@@ -1,0 +1,98 @@
+"""Experiment grids from one YAML config: prepare -> select -> train -> evaluate -> report.
+
+A grid is strategies x labelled ratios x seeds x methods. Modules:
+
+- :mod:`~als4gan.experiment.spec`: the YAML (dataset, grid, stage sections) and its cells;
+- :mod:`~als4gan.experiment.plan`: every cell's typed stage configs, built and checked before
+  the first stage runs;
+- :mod:`~als4gan.experiment.runner`: runs the cells through the stage functions of
+  :mod:`als4gan.api`, skipping finished stages and resuming an interrupted one;
+- :mod:`~als4gan.experiment.results`: summaries over seeds, paired comparisons, tables.
+"""
+
+from als4gan.errors import ConfigError
+from als4gan.experiment.plan import GRID_OWNED, CellPlan, check_stage_sections, plan_cells
+from als4gan.experiment.results import (
+    ONE_SEED_NOTE,
+    CellResult,
+    comparison_label,
+    comparison_sentence,
+    comparisons_csv,
+    comparisons_markdown,
+    is_finite,
+    paired_comparisons,
+    results_csv,
+    results_markdown,
+    summarize,
+)
+from als4gan.experiment.runner import ExperimentResult, ExperimentRunner, Stages
+from als4gan.experiment.spec import (
+    CELLS_DIR,
+    COMPARISONS_CSV,
+    COMPARISONS_JSON,
+    DEFAULT_METHODS,
+    METHODS,
+    REFERENCE_METHOD,
+    REFERENCE_STRATEGY,
+    REPORT_HTML,
+    RESULTS_CSV,
+    RESULTS_MD,
+    SELECTIONS_DIR,
+    Cell,
+    DatasetSpec,
+    ExperimentSpec,
+    GridSpec,
+    _normalise,
+    _spec_to_dict,
+    check_grid,
+    expand_grid,
+    load_experiment,
+    parse_experiment,
+    ratio_tag,
+    reference_cell,
+)
+
+__all__ = [
+    "CELLS_DIR",
+    "COMPARISONS_CSV",
+    "COMPARISONS_JSON",
+    "DEFAULT_METHODS",
+    "GRID_OWNED",
+    "METHODS",
+    "ONE_SEED_NOTE",
+    "REFERENCE_METHOD",
+    "REFERENCE_STRATEGY",
+    "REPORT_HTML",
+    "RESULTS_CSV",
+    "RESULTS_MD",
+    "SELECTIONS_DIR",
+    "Cell",
+    "CellPlan",
+    "CellResult",
+    "ConfigError",
+    "DatasetSpec",
+    "ExperimentResult",
+    "ExperimentRunner",
+    "ExperimentSpec",
+    "GridSpec",
+    "Stages",
+    "_normalise",
+    "_spec_to_dict",
+    "check_grid",
+    "check_stage_sections",
+    "comparison_label",
+    "comparison_sentence",
+    "comparisons_csv",
+    "comparisons_markdown",
+    "expand_grid",
+    "is_finite",
+    "load_experiment",
+    "paired_comparisons",
+    "parse_experiment",
+    "plan_cells",
+    "ratio_tag",
+    "reference_cell",
+    "results_csv",
+    "results_markdown",
+    "summarize",
+]
