@@ -103,7 +103,7 @@ def runs(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> list
 def test_report_holds_every_section_and_images_decode(runs: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     args = ["report", *map(str, runs), "--out", str(out), "--title", "Entropy vs random"]
-    assert main([*args, "--examples", "1", "--device", "cpu"]) == 0
+    assert main([*args, "--examples", "1"]) == 0
     parser, text = parse(out)
     assert "<title>Entropy vs random</title>" in text
     page_sections = {section for run, section in parser.sections if run is None}

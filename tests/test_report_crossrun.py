@@ -127,7 +127,7 @@ def test_answer_says_in_words_whether_the_strategy_beat_random(grid_runs: list[P
 
 
 def _report(grid_runs: list[Path], out: Path) -> Path:
-    return build_report(grid_runs, out, ReportOptions(title="grid", examples=2, device="cpu"))
+    return build_report(grid_runs, out, ReportOptions(title="grid", examples=2))
 
 
 def test_report_leads_with_the_comparison(grid_runs: list[Path], tmp_path: Path) -> None:

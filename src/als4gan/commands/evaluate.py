@@ -14,7 +14,9 @@ whole split at label resolution: pixel accuracy, mean class accuracy, mIoU, freq
 IoU, per-class IoU and F1 (the ignore label is skipped). Images larger than the window are
 predicted with overlapping sliding windows whose overlaps are blended.
 
-Writes RUN_DIR/eval/<split>/metrics.json, metrics.md and confusion_matrix.png (or into --out).
+Writes RUN_DIR/eval/<split>/metrics.json, metrics.md, confusion_matrix.png and prediction
+examples (examples.json, examples/: three images of the split with their truth and prediction,
+which 'als4gan report' shows) (or into --out).
 Dataset options default to those recorded in the checkpoint / run folder.
 
 Images are segmented the way validation did during training (the window and overlap recorded

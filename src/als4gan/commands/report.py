@@ -10,9 +10,10 @@ Build one HTML page (every image embedded, no external files) from run folders. 
 with the comparison across runs: "did active learning help?" (each strategy against random
 and each method against supervised, paired by seed: mean difference, 95% confidence
 interval, wins, in plain words), per-class IoU across runs, the classes of the chosen images
-against the pool's, and the same validation images predicted by each run. Then, per run:
-training loss and validation-mIoU curves, per-class IoU, confusion matrix, the images chosen
-for labelling, predictions of the best checkpoint, the resolved configuration. Parts a run
+against the pool's, and the same evaluated images predicted by each run (read from their eval/
+folders). Then, per run: training loss and validation-mIoU curves, per-class IoU, confusion
+matrix, the images chosen for labelling, the prediction examples of its evaluation, the
+resolved configuration. The report only reads run folders: it runs no model. Parts a run
 lacks (no evaluation yet, no selection for a random-subset run...) are named in the page.
 
 examples:
@@ -34,15 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--examples",
         type=int,
         default=3,
-        help="validation images predicted per run with its best checkpoint; 0 = none (default: 3)",
+        help="prediction examples shown per run, read from eval/<split>/examples/ (written by "
+        "'als4gan evaluate'); 0 = none (default: 3)",
     )
-    parser.add_argument(
-        "--window",
-        type=int,
-        default=None,
-        help="sliding-window side for those predictions (default: the training crop)",
-    )
-    parser.add_argument("--device", default="auto", help="torch device for the predictions")
     parser.add_argument(
         "--force",
         action="store_true",
@@ -54,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
     """Write the report."""
     from als4gan.stages.report import ReportConfig, report
 
-    config = ReportConfig(
-        title=args.title, examples=args.examples, window=args.window, device=args.device
-    )
+    config = ReportConfig(title=args.title, examples=args.examples)
     print(report(args.runs, args.out, config, force=args.force).message)
     return 0

@@ -119,5 +119,6 @@ def run(args: argparse.Namespace) -> int:
         initial=args.initial,
         command=_continue_command(args),
     )
-    print(result.message)
+    if result.message:  # empty in the other processes of a torchrun job
+        print(result.message)
     return 0

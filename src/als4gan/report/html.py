@@ -68,14 +68,10 @@ class ReportOptions:
         title: Page title.
         examples: Prediction examples shown per run, read from ``eval/<split>/examples/``
             (written by ``als4gan evaluate``; 0 = none).
-        device: Unused (kept for callers of earlier versions: the report runs no model).
-        window: Unused (kept for callers of earlier versions: the report runs no model).
     """
 
     title: str = "ALS4GAN report"
     examples: int = 3
-    device: str = "cpu"
-    window: int | None = None
 
 
 def run_section(run: RunInfo, options: ReportOptions) -> Markup:

@@ -18,9 +18,7 @@ class ReportConfig:
     """Options of ``als4gan report`` (besides the run folders and ``--out``)."""
 
     title: str = option("ALS4GAN report", "page title")
-    examples: int = option(3, "validation images predicted per run with its best checkpoint")
-    window: int | None = option(None, "sliding-window side for those predictions (training crop)")
-    device: str = option("auto", "torch device for the predictions")
+    examples: int = option(3, "prediction examples shown per run, from its eval/ folder")
 
 
 @dataclass
@@ -117,8 +115,6 @@ def report(
     options = ReportOptions(
         title=config.title,
         examples=max(0, config.examples),
-        device=config.device,
-        window=config.window,
     )
     path = build_report([str(run) for run in runs], target, options)
     return ReportResult(path, len(runs), path.stat().st_size / 1e6)

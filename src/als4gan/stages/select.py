@@ -7,6 +7,7 @@ one) and marks a failure in ``status.json``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,8 @@ class SelectResult:
         folder: ``RUN_DIR/selection``.
         labelled: Labelled ids in selection order (so far, for a waiting selection).
         waiting: Whether a human-oracle round waits for masks (run again once they are saved).
-        message: What ``als4gan select`` prints (where it went, or what to do next).
+        message: What ``als4gan select`` prints (where it went, or what to do next); empty in
+            the other processes of a ``torchrun`` job, so that only rank 0 reports.
         selection: The selection loop's own result (``None`` when nothing ran: a finished
             human-oracle selection only reports its status).
     """
@@ -138,11 +140,12 @@ def select(
     folder = Path(out) / "selection"
     if oracle == "human" and RunDir(out).is_done("select") and not force:
         return SelectResult(folder, message=selection_status(out))
-    check_no_training(out, force)
+    if os.environ.get("RANK", "0") in ("", "0"):  # only rank 0 of a torchrun job writes
+        check_no_training(out, force)
     initial_ids = read_ids(initial) if initial else None
     options = {"force": force, "resume": resume, "oracle": oracle, "command": command}
     result = _run_marking_failure(config, out, options, initial_ids)
-    message = _describe(result, config, bool(initial))
+    message = _describe(result, config, bool(initial)) if result.is_main else ""
     return SelectResult(result.folder, list(result.labelled), result.waiting, message, result)
 
 
