@@ -8,10 +8,15 @@ A grid is strategies x labelled ratios x seeds x methods. Modules:
 - :mod:`~als4gan.experiment.runner`: runs the cells through the stage functions of
   :mod:`als4gan.api`, skipping finished stages and resuming an interrupted one;
 - :mod:`~als4gan.experiment.results`: summaries over seeds, paired comparisons, tables.
+
+``spec`` and ``results`` only read and summarise (the report uses them); ``plan`` and
+``runner``, which drive the stages, are loaded on first use of one of their names, so that
+reading results never imports the code that produces them.
 """
 
+from typing import Any
+
 from als4gan.errors import ConfigError
-from als4gan.experiment.plan import GRID_OWNED, CellPlan, check_stage_sections, plan_cells
 from als4gan.experiment.results import (
     ONE_SEED_NOTE,
     CellResult,
@@ -25,7 +30,6 @@ from als4gan.experiment.results import (
     results_markdown,
     summarize,
 )
-from als4gan.experiment.runner import ExperimentResult, ExperimentRunner, Stages
 from als4gan.experiment.spec import (
     CELLS_DIR,
     COMPARISONS_CSV,
@@ -96,3 +100,22 @@ __all__ = [
     "results_markdown",
     "summarize",
 ]
+
+#: Names of the modules that run stages, loaded lazily (see the module docstring).
+_LAZY = {
+    "GRID_OWNED": "plan",
+    "CellPlan": "plan",
+    "check_stage_sections": "plan",
+    "plan_cells": "plan",
+    "ExperimentResult": "runner",
+    "ExperimentRunner": "runner",
+    "Stages": "runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f"als4gan.experiment.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'als4gan.experiment' has no attribute {name!r}")

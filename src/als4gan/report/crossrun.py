@@ -21,15 +21,8 @@ from markupsafe import Markup
 
 from als4gan.draw import crossplots
 from als4gan.errors import ConfigError
-from als4gan.experiment import (
-    REFERENCE_METHOD,
-    REFERENCE_STRATEGY,
-    Cell,
-    CellResult,
-    comparison_label,
-    paired_comparisons,
-    summarize,
-)
+from als4gan.experiment.results import CellResult, comparison_label, paired_comparisons, summarize
+from als4gan.experiment.spec import REFERENCE_METHOD, REFERENCE_STRATEGY, Cell
 from als4gan.report.render import pct, points, render
 from als4gan.report.runs import RunInfo, featured_split, metric_label, run_value
 

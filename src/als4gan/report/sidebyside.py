@@ -16,7 +16,7 @@ from PIL import Image
 
 from als4gan.draw.images import fit_size, resize_nearest
 from als4gan.evalexamples import ExampleSet
-from als4gan.experiment import REFERENCE_STRATEGY
+from als4gan.experiment.spec import REFERENCE_STRATEGY
 from als4gan.report.crossrun import Placed, condition_name, place_runs
 from als4gan.report.render import array_uri, render
 from als4gan.report.runs import RunInfo, featured_split
