@@ -1,18 +1,20 @@
 """Training benchmark: images/s of s4GAN and supervised, the data-loading share, eager vs compile.
 
-Sections (``--sections``, comma-separated; default ``throughput,compile``, plus ``gpu`` on CUDA):
+Sections (``--sections``, comma-separated; default ``throughput``, plus ``gpu`` on CUDA):
 
 * ``throughput``: one training iteration exactly as ``als4gan train`` runs it, for s4GAN and
-  the supervised baseline, at the demo configuration (DeepLab-v2 MobileNetV2, 112 px, batch 4),
-  the mini-grid configuration (MobileNetV2, 256 px, batch 4) and the paper's (ResNet-101,
-  320 px, batch 10). Prints labelled images/s and the data-loading share of a step (time spent
-  waiting for the next batches / step time). On CPU the paper configuration is slow: it times
-  ``--paper-iterations`` iteration(s) (default 1, the first one, without warm-up).
+  the supervised baseline, at the demo configuration (DeepLab-v2 MobileNetV2, output stride 16,
+  112 px, batch 4), the mini-grid configuration (MobileNetV2, output stride 16, 256 px, batch
+  4) and the paper's (ResNet-101, output stride 8, 320 px, batch 10). Prints labelled images/s
+  and the data-loading share of a step (time spent waiting for the next batches / step time).
+  On CPU the paper configuration is slow: it times ``--paper-iterations`` iteration(s)
+  (default 1, the first one, without warm-up).
 * ``compile``: forward + backward of DeepLab-v2 (cross-entropy, batch 4) in eager mode and
   compiled with ``torch.compile``: steps/s of each, the speed-up and the compilation warm-up
   (first compiled call). ``--compile-configs demo`` (default: MobileNetV2 at 112 px) or ``all``
-  (MobileNetV2 and ResNet-18 at 112 and 256 px). The warm-up is cold: the compiler's cache is
-  a fresh folder.
+  (MobileNetV2 and ResNet-18 at 112 and 256 px, with the demo's and the mini grid's model
+  options). The warm-up is cold: the compiler's cache is a fresh folder. Minutes per
+  configuration on a CPU, hence not a default section.
 * ``overhead``: the full s4GAN step against its forward/backward passes alone (DeepLab-v2
   ResNet-18, 320 px, batch 2), and the passes in fp32, fp32 channels_last and bf16.
 * ``gpu`` (CUDA only): the paper configuration in fp32 and bf16 autocast: images/s, peak GPU
@@ -24,7 +26,7 @@ meaningful on a loaded machine; compare ratios, not absolute numbers, across mac
 Usage::
 
     python bench/train_bench.py --threads 1                  # about 8 minutes on a loaded CPU
-    python bench/train_bench.py --threads 1 --sections compile --compile-configs all
+    python bench/train_bench.py --threads 1 --sections compile --compile-configs all  # ~25 min
     python bench/train_bench.py --device cuda --sections gpu # on a GPU machine
 
 The last line is ``RESULT key=value ...``.
@@ -62,20 +64,25 @@ from als4gan.train.losses import (
 )
 from als4gan.train.trainer import Trainer, backward
 
-#: name -> (backbone, crop, batch) of the configurations timed.
-CONFIGS: dict[str, tuple[str, int, int]] = {
-    "demo": ("mobilenet_v2", 112, 4),
-    "mini": ("mobilenet_v2", 256, 4),
-    "paper": ("resnet101", 320, 10),
+#: The CPU configurations' model options: the demo's (``als4gan demo``) and the mini grid's
+#: (configs/deepglobe_pretrained.yaml); the paper's are the defaults.
+DEMO_OPTIONS: dict[str, Any] = {"output_stride": 16, "aspp_rates": [2, 4, 6]}
+MINI_OPTIONS: dict[str, Any] = {"output_stride": 16, "aspp_rates": [3, 6, 9, 12]}
+#: name -> (backbone, crop, batch, model options) of the configurations timed.
+Setting = tuple[str, int, int, dict[str, Any]]
+CONFIGS: dict[str, Setting] = {
+    "demo": ("mobilenet_v2", 112, 4, DEMO_OPTIONS),
+    "mini": ("mobilenet_v2", 256, 4, MINI_OPTIONS),
+    "paper": ("resnet101", 320, 10, {}),
 }
-#: ``--compile-configs`` -> name -> (backbone, crop, batch).
-COMPILE_CONFIGS: dict[str, dict[str, tuple[str, int, int]]] = {
-    "demo": {"mobilenet_v2@112": ("mobilenet_v2", 112, 4)},
+#: ``--compile-configs`` -> name -> setting.
+COMPILE_CONFIGS: dict[str, dict[str, Setting]] = {
+    "demo": {"mobilenet_v2@112": ("mobilenet_v2", 112, 4, DEMO_OPTIONS)},
     "all": {
-        "mobilenet_v2@112": ("mobilenet_v2", 112, 4),
-        "resnet18@112": ("resnet18", 112, 4),
-        "mobilenet_v2@256": ("mobilenet_v2", 256, 4),
-        "resnet18@256": ("resnet18", 256, 4),
+        "mobilenet_v2@112": ("mobilenet_v2", 112, 4, DEMO_OPTIONS),
+        "resnet18@112": ("resnet18", 112, 4, DEMO_OPTIONS),
+        "mobilenet_v2@256": ("mobilenet_v2", 256, 4, MINI_OPTIONS),
+        "resnet18@256": ("resnet18", 256, 4, MINI_OPTIONS),
     },
 }
 OVERHEAD_CROP = 320
@@ -158,12 +165,19 @@ def bench_throughput(
 ) -> dict[str, float]:
     """Images/s and data-loading share of s4GAN and supervised at the three configurations."""
     results: dict[str, float] = {}
-    for name, (backbone, crop, batch) in CONFIGS.items():
+    for name, (backbone, crop, batch, options) in CONFIGS.items():
         cpu_paper = name == "paper" and device.type == "cpu"
         warmup, count = (0, paper_iterations) if cpu_paper else (1, repeats)
         trainers = {
             method: make_trainer(
-                root, backbone, batch, device, method=method, crop_size=crop, num_workers=workers
+                root,
+                backbone,
+                batch,
+                device,
+                method=method,
+                crop_size=crop,
+                num_workers=workers,
+                **options,
             )
             for method in ("s4gan", "supervised")
         }
@@ -201,8 +215,8 @@ def bench_compile(device: torch.device, repeats: int, which: str) -> dict[str, f
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="inductor_cache_") as cache:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # a cold compile, as on a first run
-        for name, (backbone, crop, batch) in COMPILE_CONFIGS[which].items():
-            steps, warm = _compile_pair(backbone, crop, batch, device)
+        for name, (backbone, crop, batch, options) in COMPILE_CONFIGS[which].items():
+            steps, warm = _compile_pair(backbone, crop, batch, options, device)
             measured = timed_together(steps, 1, repeats, device)
             speedup = measured["eager"] / measured["compiled"]
             key = name.replace("@", "_")
@@ -218,11 +232,11 @@ def bench_compile(device: torch.device, repeats: int, which: str) -> dict[str, f
 
 
 def _compile_pair(
-    backbone: str, crop: int, batch: int, device: torch.device
+    backbone: str, crop: int, batch: int, model: dict[str, Any], device: torch.device
 ) -> tuple[dict[str, Callable[[], None]], float]:
     """Eager and compiled fwd+bwd steps on the same inputs, and the first compiled call's time."""
     torch.manual_seed(0)
-    options: dict[str, Any] = TrainConfig(backbone=backbone).model_options()  # as trained
+    options: dict[str, Any] = TrainConfig(backbone=backbone, **model).model_options()
     eager = build_segmentation_model(arch="deeplabv2", backbone=backbone, num_classes=6, **options)
     eager.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     compiled = maybe_compile(copy.deepcopy(eager), True)
@@ -325,7 +339,7 @@ def bench_overhead(root: Path, device: torch.device, repeats: int) -> dict[str, 
 # ---------------------------------------------------------------------------- gpu
 def bench_gpu(root: Path, device: torch.device, repeats: int) -> dict[str, float]:
     """The paper configuration on CUDA in fp32 and bf16: images/s, peak memory, 20k estimate."""
-    backbone, crop, batch = CONFIGS["paper"]
+    backbone, crop, batch, _ = CONFIGS["paper"]
     results: dict[str, float] = {}
     for precision, amp in (("fp32", "off"), ("bf16", "bf16")):
         for method in ("s4gan", "supervised"):
@@ -365,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     if args.threads is not None:
         set_threads(args.threads)
-    default = "throughput,compile" + (",gpu" if device.type == "cuda" else "")
+    default = "throughput" + (",gpu" if device.type == "cuda" else "")
     sections = (args.sections or default).split(",")
     print(
         f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "

@@ -266,7 +266,7 @@ def resolve_compile(mode: str, device: torch.device) -> bool:
     if mode not in ("auto", "on"):
         raise ConfigError(f"compile must be one of auto, on, off; got {mode!r}")
     if mode == "auto" and device.type not in COMPILE_FASTER_ON:
-        log.info(
+        log.debug(
             "--compile auto: eager mode (compiling was not measured faster on %s; "
             "docs/training.md)",
             device.type,

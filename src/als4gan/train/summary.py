@@ -21,7 +21,7 @@ def describe_run(trainer: Trainer) -> str:
     data += f" (labelled set: {trainer.split.source})"
     precision = "bf16 autocast" if trainer.amp else "fp32"
     layout = "channels_last" if trainer.channels_last else "contiguous"
-    execution = ", torch.compile" if trainer.compiled else ""
+    execution = "torch.compile" if trainer.compiled else "eager"
     processes = f", {trainer.context.world_size} processes" if trainer.context.enabled else ""
     weights = weights_text(trainer.pretrained_load)
     return (
@@ -30,7 +30,7 @@ def describe_run(trainer: Trainer) -> str:
         f"{'frozen' if trainer.bn_frozen else 'trained'}), {trainer.num_classes} classes; "
         f"{config.iterations} iterations of batch {config.batch_size} at "
         f"{config.crop_size}px (micro-batch {trainer.micro_batch} x {config.grad_accum} "
-        f"accumulation{processes}); device {trainer.device}, {precision}, {layout}{execution}\n"
+        f"accumulation{processes}); device {trainer.device}, {precision}, {layout}, {execution}\n"
         f"validation (and 'als4gan evaluate' by default): {trainer.regime.describe()}"
     )
 
