@@ -26,7 +26,7 @@ meaningful on a loaded machine; compare ratios, not absolute numbers, across mac
 
 Usage::
 
-    python bench/train_bench.py --threads 1                  # demo and mini grid, ~5 minutes
+    python bench/train_bench.py --threads 1                  # demo and mini grid, 1-5 minutes
     python bench/train_bench.py --threads 1 --paper          # + the paper config (~20 min)
     python bench/train_bench.py --threads 1 --sections compile --compile-configs all  # ~25 min
     python bench/train_bench.py --device cuda --sections gpu # on a GPU machine
