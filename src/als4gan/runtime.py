@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import sys
@@ -199,3 +200,102 @@ def default_num_workers() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         cpus = os.cpu_count() or 1
     return max(0, min(8, cpus - 1))
+
+
+#: Device types on which ``--compile auto`` compiles. Empty: on this project's 2-core CPU the
+#: compiled DeepLab-v2 step measured no faster than eager (docs/training.md, "Speed") after a
+#: warm-up of minutes, and GPUs have not been measured; ``--compile on`` still compiles.
+COMPILE_FASTER_ON: frozenset[str] = frozenset()
+
+_COMPILE_LOG = "als4gan.runtime"
+
+
+def compile_unavailable(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot run on ``device`` here (None: it can).
+
+    Checks what is known before compiling: torch.compile itself, the Python version it
+    supports, and on CPU a C++ compiler (its code generator builds C++ kernels).
+    """
+    import shutil
+
+    if not hasattr(torch, "compile"):
+        return f"torch {torch.__version__} has no torch.compile"
+    try:
+        import torch._dynamo as dynamo
+    except ImportError as err:  # pragma: no cover - broken installation
+        return f"torch.compile cannot be imported ({err})"
+    supported = getattr(dynamo, "is_dynamo_supported", lambda: True)
+    if not supported():
+        return f"torch.compile does not support Python {sys.version.split()[0]} in this torch"
+    if device.type == "cpu":
+        compilers = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
+        if not any(name and shutil.which(name) for name in compilers):
+            return "no C++ compiler found (install g++ or set CXX)"
+    return _compile_probe(device.type)
+
+
+@functools.cache
+def _compile_probe(device_type: str) -> str | None:
+    """Compile and run a one-line function on ``device_type``: the toolchain's failure, or None."""
+    try:
+        probe = torch.compile(lambda x: x * 2 + 1)
+        value = probe(torch.ones(4, device=device_type))
+        if not bool((value == 3).all()):
+            return "a compiled test function gave a wrong result"
+    except Exception as err:  # any toolchain failure means: cannot compile here
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return f"compiling a test function failed: {type(err).__name__}: {first[:200]}"
+    return None
+
+
+def resolve_compile(mode: str, device: torch.device) -> bool:
+    """Resolve ``--compile auto|on|off`` to whether networks are compiled with torch.compile.
+
+    ``auto`` compiles only on device types where compiling was measured faster
+    (:data:`COMPILE_FASTER_ON`) and where it can run; otherwise it keeps eager mode and logs
+    why. ``on`` compiles, or stops with the reason it cannot.
+
+    Raises:
+        ConfigError: On an unknown mode, or ``on`` where torch.compile cannot run.
+    """
+    import logging
+
+    log = logging.getLogger(_COMPILE_LOG)
+    if mode == "off":
+        return False
+    if mode not in ("auto", "on"):
+        raise ConfigError(f"compile must be one of auto, on, off; got {mode!r}")
+    if mode == "auto" and device.type not in COMPILE_FASTER_ON:
+        log.debug(
+            "--compile auto: eager mode (compiling was not measured faster on %s; "
+            "docs/training.md)",
+            device.type,
+        )
+        return False
+    reason = compile_unavailable(device)
+    if mode == "on":
+        if reason is not None:
+            raise ConfigError(
+                f"--compile on: torch.compile cannot run here: {reason}. Use --compile off "
+                "(or auto, which falls back to eager mode)."
+            )
+        return True
+    if reason is not None:
+        log.warning("--compile auto: eager mode (%s)", reason)
+        return False
+    return True
+
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def maybe_compile(module: M, enabled: bool) -> M:
+    """Compile ``module``'s forward in place when ``enabled`` (its state_dict keys unchanged).
+
+    ``nn.Module.compile`` wraps the module's call, so checkpoints and ``load_state_dict`` see
+    the same names as in eager mode. The first calls (and new input shapes or train/eval
+    switches) take the compilation time.
+    """
+    if enabled:
+        module.compile()
+    return module

@@ -82,13 +82,14 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "stop_after",
         "tensorboard",
     ),
-    "runtime": ("device", "amp", "channels_last", "num_workers", "deterministic"),
+    "runtime": ("device", "amp", "channels_last", "compile", "num_workers", "deterministic"),
 }
 
 #: Options that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_OVERRIDES = frozenset(
     {
         "device",
+        "compile",
         "num_workers",
         "tensorboard",
         "stop_after",
@@ -270,6 +271,12 @@ class TrainConfig:
         "channels_last memory format (auto: on for CPU and CUDA)",
         choices=("auto", "on", "off"),
     )
+    compile: str = option(
+        "auto",
+        "torch.compile G and D (auto: only where measured faster, which no device is yet, so "
+        "eager; on: compile or stop with the reason it cannot; docs/training.md)",
+        choices=("auto", "on", "off"),
+    )
     num_workers: int | None = option(None, "data loader workers (default: CPUs - 1, at most 8)")
     deterministic: bool = option(
         False, "deterministic algorithms only (slower on GPU; CPU runs are deterministic anyway)"
@@ -314,28 +321,7 @@ class TrainConfig:
             raise ConfigError(f"--labeled-ratio must lie in (0, 1], got {self.labeled_ratio}")
         if self.selection is not None and self.labeled_ratio is not None:
             raise ConfigError("give either --selection or --labeled-ratio, not both")
-        for name in (
-            "threshold_u",
-            "fp_dropout",
-            "fp_weight",
-            "cutmix_prob",
-            "jitter_prob",
-            "grayscale_prob",
-            "blur_prob",
-        ):
-            value = getattr(self, name)
-            if not 0 <= value <= 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must lie in [0, 1], got {value}")
-        if self.unsup_weight < 0:
-            raise ConfigError(f"--unsup-weight must be >= 0, got {self.unsup_weight}")
-        for name in ("cutmix_area", "cutmix_ratio", "blur_sigma"):
-            low, high = getattr(self, name)
-            if not 0 < low <= high:
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} must be 0 < LOW <= HIGH, got {low} {high}"
-                )
-        if any(value < 0 for value in self.jitter):
-            raise ConfigError(f"--jitter strengths must be >= 0, got {list(self.jitter)}")
+        self._validate_unimatch()
         if not 0 <= self.threshold_st <= 1:
             raise ConfigError(f"--threshold-st must lie in [0, 1], got {self.threshold_st}")
         low, high = self.scale_range
@@ -361,6 +347,31 @@ class TrainConfig:
             raise ConfigError(f"--stop-after must be at least 1, got {self.stop_after}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"--num-workers must be >= 0, got {self.num_workers}")
+
+    def _validate_unimatch(self) -> None:
+        """Check UniMatch's probabilities, weights and ranges (part of :meth:`validate`)."""
+        for name in (
+            "threshold_u",
+            "fp_dropout",
+            "fp_weight",
+            "cutmix_prob",
+            "jitter_prob",
+            "grayscale_prob",
+            "blur_prob",
+        ):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must lie in [0, 1], got {value}")
+        if self.unsup_weight < 0:
+            raise ConfigError(f"--unsup-weight must be >= 0, got {self.unsup_weight}")
+        for name in ("cutmix_area", "cutmix_ratio", "blur_sigma"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be 0 < LOW <= HIGH, got {low} {high}"
+                )
+        if any(value < 0 for value in self.jitter):
+            raise ConfigError(f"--jitter strengths must be >= 0, got {list(self.jitter)}")
 
 
 def labelled_budget(ratio: float, num_images: int) -> int:

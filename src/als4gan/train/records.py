@@ -119,3 +119,21 @@ class MetricsLog:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def progress_fields(record: dict[str, Any]) -> dict[str, str]:
+    """Short progress-bar fields of a training record: losses and D's accept rate."""
+    short = {
+        "loss_ce": "ce",
+        "loss_fm": "fm",
+        "loss_st": "st",
+        "loss_d": "d",
+        "loss_u_s1": "s1",
+        "loss_u_fp": "fp",
+    }
+    fields = {label: f"{record[key]:.3f}" for key, label in short.items() if key in record}
+    if "accept_rate" in record:
+        fields["acc"] = f"{record['accept_rate']:.2f}"
+    if "pseudo_coverage" in record:
+        fields["cov"] = f"{record['pseudo_coverage']:.2f}"
+    return fields

@@ -24,6 +24,7 @@ One micro-step, as published (Yang et al., CVPR 2023; the numbers are in docs/me
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +131,23 @@ class UniMatchPasses(nn.Module):
         return clean[:count], clean[count:], perturbed[count:], strong_1, strong_2
 
 
+@dataclass
+class WeakView:
+    """Images without strong augmentation and what G says about them (pseudo-labels).
+
+    Attributes:
+        images: (B, C, H, W) the weak view.
+        valid: (B, H, W) boolean, False at padded / no-data pixels.
+        confidence: (B, H, W) max softmax probability (set once G has seen the images).
+        labels: (B, H, W) argmax pseudo-labels (set with ``confidence``).
+    """
+
+    images: torch.Tensor
+    valid: torch.Tensor
+    confidence: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    labels: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+
+
 class UniMatch(Method):
     """Weak-to-strong consistency with two strong views and a feature-perturbation stream."""
 
@@ -193,20 +211,51 @@ class UniMatch(Method):
         from als4gan.train.trainer import backward
 
         config = self.config
-        threshold = config.threshold_u
-        x_l, y_l = trainer.to_device(trainer.streams["labelled"].next())
+        x_l, y_l = trainer.to_device(trainer.streams["labelled"].next())  # 1
         batch_w = trainer.streams["unlabelled"].next()
         x_w, pad_w = trainer.to_device(batch_w)
         x_m, pad_m = trainer.to_device(trainer.streams["unlabelled_mix"].next())
-        valid_w, valid_m = pad_w != IGNORE_INDEX, pad_m != IGNORE_INDEX
+        weak = WeakView(x_w, pad_w != IGNORE_INDEX)
+        mix = self.mixing_pseudo_labels(trainer, x_m, pad_m != IGNORE_INDEX)  # 2
+        x_s1, x_s2, boxes = self.strong_views(trainer, index, x_w, x_m)  # 3
+        with trainer.no_sync(trainer.g_train, sync):
+            with autocast(trainer.device, trainer.amp):
+                logits_x, logits_w, logits_fp, logits_s1, logits_s2 = trainer.g_train(
+                    x_l, x_w, x_s1, x_s2
+                )  # 4
+                loss_x = cross_entropy(logits_x, y_l)
+                weak.confidence, weak.labels = weak_pseudo_labels(logits_w)  # 5
+                losses = [
+                    self.mixed_loss(logits, weak, mix, box)
+                    for box, logits in ((boxes[0], logits_s1), (boxes[1], logits_s2))
+                ]
+                losses.append(
+                    confident_cross_entropy(
+                        logits_fp, weak.labels, weak.confidence, weak.valid, config.threshold_u
+                    )
+                )
+                loss_s1, loss_s2, loss_fp = losses
+                loss = combined_loss(
+                    loss_x, loss_s1, loss_s2, loss_fp, config.fp_weight, config.unsup_weight
+                )  # 6
+            backward(loss * scale)
+        return self.statistics(trainer, [loss_x, *losses, loss], weak, batch_w.get("truth"))
 
-        # 2: the mixing images' pseudo-labels (eval mode, no gradient).
+    def mixing_pseudo_labels(
+        self, trainer: Trainer, x_m: torch.Tensor, valid_m: torch.Tensor
+    ) -> WeakView:
+        """Step 2: the mixing images' pseudo-labels and confidences (eval mode, no gradient)."""
         trainer.generator.eval()
         with torch.no_grad(), autocast(trainer.device, trainer.amp):
             conf_m, label_m = weak_pseudo_labels(trainer.generator(x_m))
         trainer.set_train_mode()
+        return WeakView(x_m, valid_m, conf_m, label_m)
 
-        # 3: strong views and CutMix boxes.
+    def strong_views(
+        self, trainer: Trainer, index: int, x_w: torch.Tensor, x_m: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Step 3: two strong views of the weak images, each with a CutMix box of a mixing one."""
+        config = self.config
         draws = self.generator_for(trainer, index)
         views = [self.strong(images, draws) for images in (x_w, x_m, x_w, x_m)]
         height, width = x_w.shape[-2:]
@@ -228,47 +277,32 @@ class UniMatch(Method):
         ]
         x_s1 = trainer.memory_format(cutmix(views[0], views[1], boxes[0]))
         x_s2 = trainer.memory_format(cutmix(views[2], views[3], boxes[1]))
+        return x_s1, x_s2, boxes
 
-        with trainer.no_sync(trainer.g_train, sync):
-            with autocast(trainer.device, trainer.amp):
-                logits_x, logits_w, logits_fp, logits_s1, logits_s2 = trainer.g_train(
-                    x_l, x_w, x_s1, x_s2
-                )
-                loss_x = cross_entropy(logits_x, y_l)
-                conf_w, label_w = weak_pseudo_labels(logits_w)  # 5
-                strong_losses = []
-                for box, logits in ((boxes[0], logits_s1), (boxes[1], logits_s2)):
-                    strong_losses.append(
-                        confident_cross_entropy(
-                            logits,
-                            cutmix(label_w, label_m, box),
-                            cutmix(conf_w, conf_m, box),
-                            cutmix(valid_w, valid_m, box),
-                            threshold,
-                        )
-                    )
-                loss_fp = confident_cross_entropy(logits_fp, label_w, conf_w, valid_w, threshold)
-                loss = combined_loss(
-                    loss_x,
-                    strong_losses[0],
-                    strong_losses[1],
-                    loss_fp,
-                    config.fp_weight,
-                    config.unsup_weight,
-                )
-            backward(loss * scale)
+    def mixed_loss(
+        self, logits: torch.Tensor, weak: WeakView, mix: WeakView, box: torch.Tensor
+    ) -> torch.Tensor:
+        """Step 6's loss of one strong view: pseudo-labels, confidences, validity cut and mixed."""
+        return confident_cross_entropy(
+            logits,
+            cutmix(weak.labels, mix.labels, box),
+            cutmix(weak.confidence, mix.confidence, box),
+            cutmix(weak.valid, mix.valid, box),
+            self.config.threshold_u,
+        )
 
-        confident = (conf_w >= threshold) & valid_w
-        stats = [
-            loss_x.detach(),
-            strong_losses[0].detach(),
-            strong_losses[1].detach(),
-            loss_fp.detach(),
-            loss.detach(),
-            confident.sum(),
-            valid_w.sum(),
-        ]
-        stats += pseudo_label_accuracy(label_w, confident, valid_w, batch_w.get("truth"), trainer)
+    def statistics(
+        self,
+        trainer: Trainer,
+        losses: list[torch.Tensor],
+        weak: WeakView,
+        truth: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The sums in ``stat_keys`` order: losses, coverage, pseudo-label accuracy counts."""
+        confident = (weak.confidence >= self.config.threshold_u) & weak.valid
+        stats = [value.detach() for value in losses]
+        stats += [confident.sum(), weak.valid.sum()]
+        stats += pseudo_label_accuracy(weak.labels, confident, weak.valid, truth, trainer)
         return torch.stack([value.double() for value in stats])
 
     def record(self, totals: dict[str, float], parts: int) -> dict[str, Any]:
