@@ -52,10 +52,10 @@ os.environ.setdefault("ALS4GAN_NO_PROGRESS", "1")
 import torch
 
 from als4gan.data.synthetic import SyntheticConfig, write_synthetic
+from als4gan.distributed import DistributedContext
 from als4gan.models import build_segmentation_model
 from als4gan.runtime import autocast, maybe_compile, resolve_device, set_threads
 from als4gan.train.config import TrainConfig
-from als4gan.train.distributed import DistributedContext
 from als4gan.train.losses import (
     cross_entropy,
     discriminator_loss,

@@ -31,7 +31,7 @@ from als4gan.errors import Als4ganError
 
 if TYPE_CHECKING:
     from als4gan.active.acquisition import AcquisitionModel
-    from als4gan.train.distributed import DistributedContext
+    from als4gan.distributed import DistributedContext
 
 #: Builds the acquisition model of a process from rank 0's config and strategy.
 ModelBuilder = Callable[[SelectConfig, QueryStrategy], "AcquisitionModel"]
@@ -209,7 +209,7 @@ def run_processes(
     Returns:
         ``(rank 0's result, whether this process is rank 0)``.
     """
-    from als4gan.train import distributed
+    from als4gan import distributed
 
     owned = not dist.is_initialized()
     context = distributed.setup(device_name)

@@ -308,10 +308,10 @@ def train(
         DataError: If a resumed run would continue on other data.
         TrainingDivergedError: If the losses stop being finite (the stage is marked failed).
     """
+    from als4gan import distributed
     from als4gan.errors import ConfigError
     from als4gan.io import RunDir
     from als4gan.runlock import claim_folder
-    from als4gan.train import distributed
 
     claim_folder(out)  # before reading its state: no other process may be writing it
     if resume and force:
@@ -335,7 +335,7 @@ def _train_in(
     run_dir: RunDir, out: str | Path, config: TrainConfig, context: Any, resume: bool, force: bool
 ) -> TrainResult:
     """Prepare the run folder, build the trainer (resuming its state), record, fit, finish."""
-    from als4gan.train import distributed
+    from als4gan import distributed
     from als4gan.train.trainer import LATEST, Trainer
 
     resumable = _prepare_run_dir(run_dir, resume, force, context.is_main)

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from als4gan.data import SegmentationDataset
+from als4gan.distributed import DistributedContext
 from als4gan.errors import DataError, DatasetNotFoundError
 from als4gan.runtime import default_num_workers
 from als4gan.train.config import TrainConfig
@@ -29,7 +30,6 @@ from als4gan.train.data import (
     make_augment,
     resolve_labelled_split,
 )
-from als4gan.train.distributed import DistributedContext
 from als4gan.train.methods import Method
 from als4gan.train.samplers import InfiniteSeededSampler
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from als4gan.data import SegmentationDataset, build_dataset
+from als4gan.data import SegmentationDataset, build_dataset, dataset_options
 from als4gan.data.base import Sample, image_to_tensor, nodata_pixels
 from als4gan.data.encoding import IGNORE_INDEX
 from als4gan.data.transforms import SeededDataset, TrainAugment
@@ -26,16 +26,6 @@ from als4gan.train.config import TrainConfig, labelled_budget
 from als4gan.train.samplers import InfiniteSeededSampler
 
 SELECTION_FILE = "labeled.txt"
-
-
-def dataset_options(config: TrainConfig) -> dict[str, Any]:
-    """Dataset keyword options recorded in the config (``classes_file``, ``bands``)."""
-    options: dict[str, Any] = {}
-    if config.classes_file:
-        options["classes_file"] = config.classes_file
-    if config.bands:
-        options["bands"] = list(config.bands)
-    return options
 
 
 def build_split(config: TrainConfig, split: str) -> SegmentationDataset:
@@ -49,7 +39,12 @@ def build_split(config: TrainConfig, split: str) -> SegmentationDataset:
             "--root is required: the dataset folder written by 'als4gan prepare' "
             "(e.g. 'als4gan prepare synthetic --out data/synthetic', then --root data/synthetic)"
         )
-    return build_dataset(config.dataset, config.root, split, **dataset_options(config))
+    return build_dataset(
+        config.dataset,
+        config.root,
+        split,
+        **dataset_options(classes_file=config.classes_file, bands=config.bands),
+    )
 
 
 def selection_file(path: str | Path) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from als4gan.distributed import DistributedContext
 from als4gan.errors import ConfigError
 from als4gan.models import S4GANDiscriminator, build_segmentation_model
 from als4gan.models.weights import (
@@ -23,7 +24,6 @@ from als4gan.models.weights import (
 )
 from als4gan.runtime import derive_seed, maybe_compile
 from als4gan.train.config import TrainConfig
-from als4gan.train.distributed import DistributedContext
 
 logger = logging.getLogger("als4gan.train.trainer")
 

@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from als4gan.checkpoint import CHECKPOINT_DIR, save_checkpoint
+from als4gan.distributed import DistributedContext, all_reduce_sum
 from als4gan.errors import TrainingDivergedError
 from als4gan.regime import aspp_warning, training_regime
 from als4gan.runtime import (
@@ -47,7 +48,6 @@ from als4gan.train.builders import (
 )
 from als4gan.train.checkpointing import BEST, LATEST, STEP_CHECKPOINT
 from als4gan.train.config import TrainConfig
-from als4gan.train.distributed import DistributedContext, all_reduce_sum
 from als4gan.train.methods import Method, build_method
 from als4gan.train.methods.s4gan import S4GAN, SeparatePasses
 from als4gan.train.networks import (

@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 from als4gan.data import SegmentationDataset
+from als4gan.distributed import DistributedContext, all_reduce_sum
 from als4gan.inference import predict_probs
 from als4gan.metrics import ConfusionMatrix
 from als4gan.regime import DEFAULT_OVERLAP
 from als4gan.runtime import autocast, progress
-from als4gan.train.distributed import DistributedContext, all_reduce_sum
 
 
 @torch.inference_mode()
