@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,3 +85,33 @@ def test_poly_schedule_is_the_closed_form_at_every_step() -> None:
         assert scheduler.get_last_lr()[0] == base * max(0.0, 1.0 - step / total) ** 0.9
         optimizer.step()
         scheduler.step()
+
+
+def test_select_compiles_the_acquisition_network_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `select --compile on` compiles the acquisition network (each time it is re-created);
+    # the default (auto) keeps eager mode on CPU, and a selection with `off` is the same.
+    from als4gan.active.acquisition import ACQUISITION_MODELS
+    from als4gan.active.config import SelectConfig
+    from als4gan.active.loop import build_acquisition_model
+    from als4gan.active.strategies import build_strategy
+    from als4gan.data import build_dataset
+    from als4gan.data.synthetic import SyntheticConfig, write_synthetic
+
+    write_synthetic(tmp_path, SyntheticConfig(num_images=8, image_size=32), show_progress=False)
+    dataset = build_dataset("synthetic", str(tmp_path), "train")
+    compiled: list[str] = []
+    monkeypatch.setattr(runtime, "compile_unavailable", lambda device: None)
+    monkeypatch.setattr(
+        nn.Module, "compile", lambda self, *a, **k: compiled.append(type(self).__name__)
+    )
+    strategy = build_strategy("entropy")
+    for mode, expected in (("auto", 0), ("off", 0), ("on", 1)):
+        config = SelectConfig(root=str(tmp_path), model="resnet18", image_size=32, compile=mode)
+        model = build_acquisition_model(
+            ACQUISITION_MODELS["classifier"], dataset, config, CPU, strategy
+        )
+        model.reset()
+        assert len(compiled) == expected, mode
+        assert model.compiled is (mode == "on")

@@ -34,7 +34,7 @@ from als4gan.errors import DataError
 from als4gan.models import build_classifier, build_segmentation_model
 from als4gan.models.classifier import ImageClassifier
 from als4gan.models.deeplab import DeepLabV2
-from als4gan.runtime import derive_seed
+from als4gan.runtime import derive_seed, maybe_compile
 
 __all__ = [
     "ACQUISITION_MODELS",
@@ -86,6 +86,7 @@ class AcquisitionModel(abc.ABC):
         device: Where to train and score.
         amp: Whether bf16 autocast is used.
         channels_last: Whether convolutions use the channels_last layout.
+        compiled: Whether the network's forward is compiled with torch.compile (``--compile``).
         num_workers: DataLoader workers.
         strategy: The query strategy (decides whether dropout, embeddings, MC samples are used).
     """
@@ -99,12 +100,14 @@ class AcquisitionModel(abc.ABC):
         channels_last: bool,
         num_workers: int,
         strategy: QueryStrategy,
+        compiled: bool = False,
     ) -> None:
         self.dataset = dataset
         self.config = config
         self.device = device
         self.amp = amp
         self.channels_last = channels_last
+        self.compiled = compiled
         self.num_workers = num_workers
         self.strategy = strategy
         self.model_name = resolve_model_name(config)
@@ -156,7 +159,7 @@ class AcquisitionModel(abc.ABC):
         network.to(self.device)
         if self.channels_last:
             network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.network = network
+        self.network = maybe_compile(network, self.compiled)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Weights of the network."""

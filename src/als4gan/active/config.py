@@ -162,6 +162,13 @@ class SelectConfig:
     channels_last: str = option(
         "auto", "channels_last memory format for convolutions", choices=("auto", "on", "off")
     )
+    compile: str = option(
+        "auto",
+        "torch.compile the acquisition network (auto: only where measured faster, which no "
+        "device is yet, so eager; on: compile or stop with the reason it cannot; "
+        "docs/selection.md)",
+        choices=("auto", "on", "off"),
+    )
     num_workers: int | None = option(None, "DataLoader workers (default: CPUs - 1, at most 8)")
     eval_pool: bool = option(
         False,

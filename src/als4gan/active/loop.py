@@ -61,7 +61,13 @@ from als4gan.data import build_dataset, dataset_options
 from als4gan.data.base import SegmentationDataset
 from als4gan.errors import ConfigError
 from als4gan.io import RunDir
-from als4gan.runtime import default_num_workers, resolve_amp, resolve_device, use_channels_last
+from als4gan.runtime import (
+    default_num_workers,
+    resolve_amp,
+    resolve_compile,
+    resolve_device,
+    use_channels_last,
+)
 
 __all__ = [
     "CONFIG_FILE",
@@ -112,6 +118,7 @@ def build_acquisition_model(
         device=device,
         amp=resolve_amp(config.amp, device),
         channels_last=use_channels_last(config.channels_last, device),
+        compiled=resolve_compile(config.compile, device),
         num_workers=config.num_workers if config.num_workers is not None else default_num_workers(),
         strategy=strategy,
     )
