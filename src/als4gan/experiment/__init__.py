@@ -50,9 +50,9 @@ from als4gan.experiment.spec import (
     _spec_to_dict,
     check_grid,
     expand_grid,
-    load_experiment,
     parse_experiment,
     ratio_tag,
+    read_experiment,
     reference_cell,
 )
 
@@ -95,6 +95,7 @@ __all__ = [
     "parse_experiment",
     "plan_cells",
     "ratio_tag",
+    "read_experiment",
     "reference_cell",
     "results_csv",
     "results_markdown",
@@ -107,6 +108,7 @@ _LAZY = {
     "CellPlan": "plan",
     "check_stage_sections": "plan",
     "plan_cells": "plan",
+    "load_experiment": "plan",
     "ExperimentResult": "runner",
     "ExperimentRunner": "runner",
     "Stages": "runner",

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from als4gan.errors import ConfigError
-from als4gan.experiment.spec import CELLS_DIR, SELECTIONS_DIR, Cell, ExperimentSpec, expand_grid
+from als4gan.experiment.spec import (
+    CELLS_DIR,
+    SELECTIONS_DIR,
+    Cell,
+    ExperimentSpec,
+    expand_grid,
+    read_experiment,
+)
 
 if TYPE_CHECKING:
     from als4gan.active.config import SelectConfig
@@ -211,3 +218,18 @@ def selection_dir(spec: ExperimentSpec, cell: Cell) -> Path:
 def cell_dir(spec: ExperimentSpec, cell: Cell) -> Path:
     """Run folder of ``cell``."""
     return spec.out_dir / CELLS_DIR / cell.name
+
+
+def load_experiment(path: str | Path, data_root: str | None = None) -> ExperimentSpec:
+    """Read and validate an experiment YAML file, its stage sections included.
+
+    ``dataset.root`` and ``dataset.prepare.src`` may use ``${ALS4GAN_DATA:-default}``-style
+    variables (:mod:`als4gan.datapaths`); ``data_root`` (``--data-root``) overrides
+    ``$ALS4GAN_DATA``.
+
+    Raises:
+        ConfigError: If the file is missing or invalid.
+    """
+    spec = read_experiment(path, data_root)
+    check_stage_sections(spec, str(path))
+    return spec

@@ -1,6 +1,6 @@
 """An experiment's YAML: dataset, grid (strategies x ratios x seeds x methods), stage sections.
 
-:func:`load_experiment` reads and checks the file; :func:`expand_grid` lists its cells. The
+:func:`read_experiment` reads and checks the file; :func:`expand_grid` lists its cells. The
 stage sections stay mappings here; :mod:`als4gan.experiment.plan` turns them into typed stage
 configs.
 """
@@ -189,8 +189,9 @@ def _parse_grid(data: Mapping[str, Any], source: str) -> GridSpec:
 def parse_experiment(data: Mapping[str, Any], source: str, base_dir: Path) -> ExperimentSpec:
     """Validate a loaded YAML mapping into an :class:`ExperimentSpec`.
 
-    The stage sections are only checked to be mappings here; :func:`load_experiment` and
-    :meth:`ExperimentRunner.run` check their options (:func:`check_stage_sections`).
+    The stage sections are only checked to be mappings here;
+    :func:`~als4gan.experiment.plan.load_experiment` and :meth:`ExperimentRunner.run` check
+    their options (:func:`check_stage_sections`).
 
     Raises:
         ConfigError: On unknown or missing keys and invalid values (the message names them).
@@ -220,8 +221,10 @@ def parse_experiment(data: Mapping[str, Any], source: str, base_dir: Path) -> Ex
     )
 
 
-def load_experiment(path: str | Path, data_root: str | None = None) -> ExperimentSpec:
-    """Read and validate an experiment YAML file.
+def read_experiment(path: str | Path, data_root: str | None = None) -> ExperimentSpec:
+    """Read an experiment YAML file and check its dataset and grid (not the stage sections).
+
+    :func:`als4gan.experiment.plan.load_experiment` also checks the stage sections.
 
     ``dataset.root`` and ``dataset.prepare.src`` may use ``${ALS4GAN_DATA:-default}``-style
     variables (:mod:`als4gan.datapaths`); ``data_root`` (``--data-root``) overrides
@@ -239,9 +242,6 @@ def load_experiment(path: str | Path, data_root: str | None = None) -> Experimen
     spec = parse_experiment(data, str(file), Path.cwd())
     _expand_data_paths(spec, str(file), data_root)
     check_grid(spec.grid, str(file))
-    from als4gan.experiment.plan import check_stage_sections
-
-    check_stage_sections(spec, str(file))
     return spec
 
 
