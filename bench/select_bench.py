@@ -172,8 +172,23 @@ def child_select(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Part 1 settings: name -> (bf16 autocast, channels_last, torch.compile).
+SCORE_SETTINGS: dict[str, tuple[bool, bool, bool]] = {
+    "fp32_channels_last": (False, True, False),
+    "fp32_contiguous": (False, False, False),
+    "bf16_channels_last": (True, True, False),
+    "compiled_channels_last": (False, True, True),
+    "compiled_contiguous": (False, False, True),
+}
+
+
 def child_score(job: dict[str, Any]) -> dict[str, Any]:
-    """Pool-scoring throughput of a randomly initialised classifier, per numeric setting."""
+    """Pool-scoring throughput (images/s) of a randomly initialised classifier, per setting.
+
+    Every setting gets its own classifier (compiled ones through ``torch.compile`` of the
+    embedding network, compiled and warmed up before timing); the settings are timed in turn,
+    ``repeats`` times, and the best throughput of each is kept (the machine may be shared).
+    """
     import torch
 
     from als4gan.active.acquisition import ClassifierAcquisition
@@ -183,16 +198,16 @@ def child_score(job: dict[str, Any]) -> dict[str, Any]:
     from als4gan.data import build_dataset
     from als4gan.runtime import resolve_amp
 
+    if job.get("threads"):
+        torch.set_num_threads(int(job["threads"]))
     base = config_from_dict(SelectConfig, job["config"], source="bench")
     dataset = build_dataset("synthetic", job["root"], "train")
     ids = dataset.ids[: job["images"]]
     device = torch.device("cpu")
     results: dict[str, Any] = {"auto_amp": resolve_amp("auto", device)}
-    for name, amp, channels_last in (
-        ("fp32_channels_last", False, True),
-        ("fp32_contiguous", False, False),
-        ("bf16_channels_last", True, True),
-    ):
+    models: dict[str, ClassifierAcquisition] = {}
+    for name in job["settings"]:
+        amp, channels_last, compiled = SCORE_SETTINGS[name]
         model = ClassifierAcquisition(
             dataset,
             base,
@@ -203,9 +218,20 @@ def child_score(job: dict[str, Any]) -> dict[str, Any]:
             strategy=build_strategy("entropy"),
         )
         model.reset()
-        model.score_pool(ids[: base.score_batch_size], 1, with_scores=True, with_embeddings=False)
-        outputs = model.score_pool(ids, 1, with_scores=True, with_embeddings=False)
-        results[name] = len(ids) / outputs.seconds
+        start = time.perf_counter()
+        if compiled:
+            network = model.network
+            network.embed = torch.compile(network.embed, dynamic=False)  # type: ignore[union-attr]
+        for _ in range(2 if compiled else 1):  # warm-up (and compilation)
+            model.score_pool(
+                ids[: base.score_batch_size], 1, with_scores=True, with_embeddings=False
+            )
+        results[f"{name}_warmup_s"] = time.perf_counter() - start
+        models[name] = model
+    for _ in range(job.get("repeats", 1)):
+        for name, model in models.items():
+            outputs = model.score_pool(ids, 1, with_scores=True, with_embeddings=False)
+            results[name] = max(results.get(name, 0.0), len(ids) / outputs.seconds)
     return results
 
 
@@ -234,6 +260,21 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a sanity run")
     parser.add_argument("--model", default="resnet18", help="acquisition backbone (resnet18)")
+    parser.add_argument(
+        "--score-models",
+        nargs="+",
+        default=["mobilenet_v2", "resnet18"],
+        help="part 1 backbones (mobilenet_v2 resnet18)",
+    )
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="part 1: also time torch.compile'd scoring (default; compiling takes minutes)",
+    )
+    parser.add_argument("--bf16", action="store_true", help="part 1: also time bf16 autocast")
+    parser.add_argument("--score-repeats", type=int, default=2, help="part 1 timings, best (2)")
+    parser.add_argument("--threads", type=int, default=None, help="part 1 torch threads")
     parser.add_argument("--score-images", type=int, default=256, help="images scored (256)")
     parser.add_argument("--score-size", type=int, default=128, help="scoring input px (128)")
     parser.add_argument("--score-batch", type=int, default=32, help="scoring batch (32)")
@@ -272,6 +313,7 @@ def parse_args() -> argparse.Namespace:
         args.parts.append(4)
     if args.quick:
         args.score_images, args.score_size = 64, 64
+        args.score_models, args.compile, args.score_repeats = ["mobilenet_v2"], False, 1
         args.pool_sizes = [200, 1600]
         args.select_pool, args.epochs = 120, 3
     return args
@@ -300,7 +342,7 @@ def _run(args: argparse.Namespace, tmp: Path, workers: int) -> dict[str, Any]:
 
     print(
         f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads "
-        f"{torch.get_num_threads()}, DataLoader workers {workers}"
+        f"{args.threads or torch.get_num_threads()}, DataLoader workers {workers}"
     )
     results: dict[str, Any] = {}
     common = {"model": args.model, "num_workers": workers, "pretrained": "none"}
@@ -324,29 +366,61 @@ def _part_scoring(args: argparse.Namespace, tmp: Path, common: dict[str, Any]) -
     write_pool(score_root, args.score_images, args.score_size, unique=args.score_images)
     print(f"[1] wrote {args.score_images} scenes of {args.score_size}px "
           f"({time.perf_counter() - start:.1f}s)")  # fmt: skip
-    score = run_child(
-        "score",
-        {
-            "root": str(score_root),
-            "images": args.score_images,
-            "num_workers": common["num_workers"],
-            "config": {
-                **common,
+    settings = ["fp32_channels_last", "fp32_contiguous"]
+    settings += ["compiled_channels_last", "compiled_contiguous"] if args.compile else []
+    settings += ["bf16_channels_last"] if args.bf16 else []
+    for model in args.score_models:
+        score = run_child(
+            "score",
+            {
                 "root": str(score_root),
-                "image_size": args.score_size,
-                "score_batch_size": args.score_batch,
+                "images": args.score_images,
+                "num_workers": common["num_workers"],
+                "settings": settings,
+                "repeats": args.score_repeats,
+                "threads": args.threads,
+                "config": {
+                    **common,
+                    "model": model,
+                    "root": str(score_root),
+                    "image_size": args.score_size,
+                    "score_batch_size": args.score_batch,
+                },
             },
-        },
-    )
-    print(
-        f"[1] pool scoring, {args.model} at {args.score_size}px, batch {args.score_batch}: "
-        f"fp32+channels_last {score['fp32_channels_last']:.1f} img/s, fp32 contiguous "
-        f"{score['fp32_contiguous']:.1f} img/s, bf16 autocast {score['bf16_channels_last']:.1f}"
-        f" img/s (--amp auto uses bf16 here: {score['auto_amp']})"
-    )
-    results["score_img_s"] = round(score["fp32_channels_last"], 1)
-    results["score_img_s_contiguous"] = round(score["fp32_contiguous"], 1)
-    results["score_img_s_bf16"] = round(score["bf16_channels_last"], 1)
+        )
+        results.update(_report_scoring(args, model, settings, score))
+    return results
+
+
+def _report_scoring(
+    args: argparse.Namespace, model: str, settings: list[str], score: dict[str, Any]
+) -> dict[str, Any]:
+    """Print one model's images/s per setting and the ratios; its RESULT keys."""
+    results: dict[str, Any] = {}
+    where = f"{model} at {args.score_size}px, batch {args.score_batch}"
+    for name in settings:
+        extra = (
+            f" (warm-up incl. compile {score[name + '_warmup_s']:.0f}s)"
+            if "compiled" in name
+            else ""
+        )
+        print(f"[1] pool scoring, {where}: {name} {score[name]:.1f} img/s{extra}")
+        results[f"score_{model}_{name}"] = round(score[name], 1)
+    ratios = {"contiguous_vs_channels_last": ("fp32_contiguous", "fp32_channels_last")}
+    if args.compile:
+        ratios["compiled_vs_eager_channels_last"] = ("compiled_channels_last", "fp32_channels_last")
+        ratios["compiled_vs_eager_contiguous"] = ("compiled_contiguous", "fp32_contiguous")
+    for key, (top, bottom) in ratios.items():
+        ratio = score[top] / score[bottom]
+        print(f"[1] {model}: {key.replace('_', ' ')} = {ratio:.3f}x (images/s ratio)")
+        results[f"score_{model}_{key}"] = round(ratio, 3)
+    fastest = max(settings, key=lambda name: score[name] if "bf16" not in name else 0.0)
+    print(f"[1] {model}: fastest fp32 setting here: {fastest}")
+    if "bf16_channels_last" in settings:
+        print(f"[1] (--amp auto uses bf16 here: {score['auto_amp']})")
+    if model == args.model:
+        results["score_img_s"] = round(score["fp32_channels_last"], 1)
+        results["score_img_s_contiguous"] = round(score["fp32_contiguous"], 1)
     return results
 
 
