@@ -22,6 +22,7 @@ The last line is ``RESULT key=value ...``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -136,7 +137,16 @@ def report_strategy(strategy: str, rows: dict[int, dict[str, Any]]) -> dict[str,
         results[f"{strategy}_rss_mb_{size}"] = round(row["max_rss_mb"])
         results[f"{strategy}_s_per_1k_{size}"] = round(per_k, 3)
         results[f"{strategy}_wall_s_{size}"] = round(row["seconds"], 1)
-    small, large = min(rows), max(rows)
+        results[f"{strategy}_cpu_s_{size}"] = round(row["cpu_seconds"], 1)
+    sizes = sorted(rows)
+    for low, high in itertools.pairwise(sizes):
+        # CPU time does not count waiting for a shared core: the load-independent cost
+        marginal = 1000 * (rows[high]["cpu_seconds"] - rows[low]["cpu_seconds"]) / (high - low)
+        print(
+            f"[big] {strategy}: {marginal:.2f} CPU s per 1,000 more pool images ({low} -> {high})"
+        )
+        results[f"{strategy}_cpu_s_per_1k_{low}_{high}"] = round(marginal, 3)
+    small, large = sizes[0], sizes[-1]
     if small != large:
         ratio = rows[large]["max_rss_mb"] / rows[small]["max_rss_mb"]
         growth = (rows[large]["max_rss_mb"] - rows[small]["max_rss_mb"]) / (large - small)
@@ -163,6 +173,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="--threads of select (1)")
     parser.add_argument("--unique", type=int, default=500, help="generated base scenes (500)")
     parser.add_argument("--tmp", default=None, help="folder for the pool (default: a temp dir)")
+    parser.add_argument(
+        "--pool", default=None, help="reuse this pool folder (from --keep) instead of writing one"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)
     if args.runs is None:
@@ -188,13 +201,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             flush=True,
         )
         start = time.perf_counter()
-        root = tmp / "pool"
-        write_pool(root, largest, args.image_size, unique=min(args.unique, largest))
-        print(f"[big] wrote {largest} scenes of {args.image_size}px "
+        root = Path(args.pool) if args.pool else tmp / "pool"
+        if args.pool is None:
+            write_pool(root, largest, args.image_size, unique=min(args.unique, largest))
+        available = len((root / "splits" / "train.txt").read_text().split())
+        if available < largest:
+            raise SystemExit(f"{root} holds {available} scenes, fewer than {largest}")
+        print(f"[big] pool of {available} scenes of {args.image_size}px in {root} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
         results: dict[str, Any] = {"threads": args.threads, "model": args.model}
         for strategy, sizes in runs:
-            rows = {size: run_one(args, tmp, root, strategy, size) for size in sizes}
+            rows = {}
+            for size in sizes:
+                rows[size] = run_one(args, tmp, root, strategy, size)
+                print(f"[big] {strategy} pool {size}: done ({rows[size]['seconds']:.0f} s)",
+                      flush=True)  # fmt: skip
             results.update(report_strategy(strategy, rows))
         results["total_s"] = round(time.perf_counter() - start)
     finally:

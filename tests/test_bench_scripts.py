@@ -151,3 +151,5 @@ def test_select_bench_quick_scoring_part(bench_path: Path) -> None:
     contiguous = float(values["score_mobilenet_v2_fp32_contiguous"])
     channels_last = float(values["score_mobilenet_v2_fp32_channels_last"])
     assert ratio == pytest.approx(contiguous / channels_last, rel=0.01)
+    assert float(values["score_mobilenet_v2_fp32_contiguous_cpu"]) > 0
+    assert float(values["score_mobilenet_v2_contiguous_vs_channels_last_cpu"]) > 0
