@@ -9,6 +9,10 @@ split (the "time split" lines it prints at the end: selection, training, evaluat
     python bench/demo_load.py                       # als4gan demo into a temporary folder
     python bench/demo_load.py --clone /tmp/fresh     # make demo in a fresh clone (install too)
     python bench/demo_load.py --quick                # the harness only, with a short command
+    python bench/demo_load.py -- --seeds 1           # options after -- go to 'als4gan demo'
+
+With ``--clone`` give a fresh clone (no ``.venv``): its install (``pip``, which needs the
+package index) is then part of the measured time, as for a user typing ``make demo``.
 
 The last line is ``RESULT key=value ...``.
 """
