@@ -1,4 +1,4 @@
-"""The big-pool, scoring and demo-under-load benchmarks in their quick modes, and the demo's split."""
+"""Quick modes of the big-pool, scoring and demo-under-load benchmarks; the demo's time split."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from als4gan.timing import StageTimer, format_split
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-@pytest.fixture()
+@pytest.fixture
 def bench_path(monkeypatch: pytest.MonkeyPatch) -> Path:
     """The bench folder importable, and its child processes finding the package."""
     monkeypatch.syspath_prepend(str(BENCH))
