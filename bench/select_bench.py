@@ -2,9 +2,14 @@
 
 One invocation prints:
 
-1. pool-scoring throughput (images/s) of the acquisition classifier, fp32 with channels_last
-   (the default), fp32 contiguous, and bf16 autocast (used only where ``runtime.resolve_amp``
-   says it is fast; on CPUs without AVX512-BF16/AMX it is slower, and this shows by how much);
+1. pool-scoring throughput (images/s) of the acquisition classifier (MobileNetV2 and
+   ResNet-18 at 128 px by default, ``--score-models``), each in a fresh subprocess: fp32 with
+   channels_last, fp32 contiguous, each of them eager and through ``torch.compile``
+   (``--no-compile`` skips it: compiling takes a minute or more per setting on a small CPU),
+   and bf16 autocast (used only where ``runtime.resolve_amp`` says it is fast; on CPUs without
+   AVX512-BF16/AMX it is slower, and this shows by how much); then the ratios contiguous vs
+   channels_last and compiled vs eager, and the fastest fp32 setting (what ``auto`` should
+   pick on this machine). ``--threads N`` fixes torch's threads (a loaded machine: 1);
 2. the peak RSS of a whole selection on pools of 1,000 and 8,000 generated images, each in a
    fresh subprocess (target: ratio < 1.15, i.e. memory does not grow with the pool);
 3. the wall time (and peak RSS) of a whole selection at the paper's schedule shape (alpha 0.1,
@@ -17,7 +22,8 @@ One invocation prints:
 pool over several seeds and prints time, class coverage, rare-class share and the classifier's
 accuracy on the unlabelled pool (the measurement behind the default ``--refit``).
 
-    python bench/select_bench.py                 # a few minutes on 2 CPU cores
+    python bench/select_bench.py                 # ~10 minutes on 2 CPU cores (compiling)
+    python bench/select_bench.py --parts 1 --threads 1   # scoring settings only
     python bench/select_bench.py --quick         # a sanity run (smaller everything)
     python bench/select_bench.py --compare-refit --seeds 3
 
@@ -172,8 +178,23 @@ def child_select(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Part 1 settings: name -> (bf16 autocast, channels_last, torch.compile).
+SCORE_SETTINGS: dict[str, tuple[bool, bool, bool]] = {
+    "fp32_channels_last": (False, True, False),
+    "fp32_contiguous": (False, False, False),
+    "bf16_channels_last": (True, True, False),
+    "compiled_channels_last": (False, True, True),
+    "compiled_contiguous": (False, False, True),
+}
+
+
 def child_score(job: dict[str, Any]) -> dict[str, Any]:
-    """Pool-scoring throughput of a randomly initialised classifier, per numeric setting."""
+    """Pool-scoring throughput (images/s) of a randomly initialised classifier, per setting.
+
+    Every setting gets its own classifier (compiled ones through ``torch.compile`` of the
+    embedding network, compiled and warmed up before timing); the settings are timed in turn,
+    ``repeats`` times, and the best throughput of each is kept (the machine may be shared).
+    """
     import torch
 
     from als4gan.active.acquisition import ClassifierAcquisition
@@ -181,18 +202,19 @@ def child_score(job: dict[str, Any]) -> dict[str, Any]:
     from als4gan.active.strategies import build_strategy
     from als4gan.config import config_from_dict
     from als4gan.data import build_dataset
+    from als4gan.models.classifier import ImageClassifier
     from als4gan.runtime import resolve_amp
 
+    if job.get("threads"):
+        torch.set_num_threads(int(job["threads"]))
     base = config_from_dict(SelectConfig, job["config"], source="bench")
     dataset = build_dataset("synthetic", job["root"], "train")
     ids = dataset.ids[: job["images"]]
     device = torch.device("cpu")
     results: dict[str, Any] = {"auto_amp": resolve_amp("auto", device)}
-    for name, amp, channels_last in (
-        ("fp32_channels_last", False, True),
-        ("fp32_contiguous", False, False),
-        ("bf16_channels_last", True, True),
-    ):
+    models: dict[str, ClassifierAcquisition] = {}
+    for name in job["settings"]:
+        amp, channels_last, compiled = SCORE_SETTINGS[name]
         model = ClassifierAcquisition(
             dataset,
             base,
@@ -203,10 +225,32 @@ def child_score(job: dict[str, Any]) -> dict[str, Any]:
             strategy=build_strategy("entropy"),
         )
         model.reset()
-        model.score_pool(ids[: base.score_batch_size], 1, with_scores=True, with_embeddings=False)
-        outputs = model.score_pool(ids, 1, with_scores=True, with_embeddings=False)
-        results[name] = len(ids) / outputs.seconds
+        start = time.perf_counter()
+        if compiled:
+            network = model.network
+            assert isinstance(network, ImageClassifier)
+            network.embed = torch.compile(network.embed, dynamic=False)  # type: ignore[method-assign]
+        for _ in range(2 if compiled else 1):  # warm-up (and compilation)
+            model.score_pool(
+                ids[: base.score_batch_size], 1, with_scores=True, with_embeddings=False
+            )
+        results[f"{name}_warmup_s"] = time.perf_counter() - start
+        models[name] = model
+    for _ in range(job.get("repeats", 1)):
+        for name, model in models.items():
+            cpu = _cpu_seconds()
+            outputs = model.score_pool(ids, 1, with_scores=True, with_embeddings=False)
+            cpu = _cpu_seconds() - cpu
+            results[name] = max(results.get(name, 0.0), len(ids) / outputs.seconds)
+            results[f"{name}_cpu"] = max(results.get(f"{name}_cpu", 0.0), len(ids) / cpu)
     return results
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (DataLoader workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 CHILDREN = {"select": child_select, "score": child_score}
@@ -234,6 +278,26 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a sanity run")
     parser.add_argument("--model", default="resnet18", help="acquisition backbone (resnet18)")
+    parser.add_argument(
+        "--score-models",
+        nargs="+",
+        default=["mobilenet_v2", "resnet18"],
+        help="part 1 backbones (mobilenet_v2 resnet18)",
+    )
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="part 1: also time torch.compile'd scoring (default; compiling takes minutes)",
+    )
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="part 1: also time bf16 autocast (default)",
+    )
+    parser.add_argument("--score-repeats", type=int, default=2, help="part 1 timings, best (2)")
+    parser.add_argument("--threads", type=int, default=None, help="part 1 torch threads")
     parser.add_argument("--score-images", type=int, default=256, help="images scored (256)")
     parser.add_argument("--score-size", type=int, default=128, help="scoring input px (128)")
     parser.add_argument("--score-batch", type=int, default=32, help="scoring batch (32)")
@@ -272,6 +336,8 @@ def parse_args() -> argparse.Namespace:
         args.parts.append(4)
     if args.quick:
         args.score_images, args.score_size = 64, 64
+        args.score_models, args.score_repeats = ["mobilenet_v2"], 1
+        args.compile = args.bf16 = False
         args.pool_sizes = [200, 1600]
         args.select_pool, args.epochs = 120, 3
     return args
@@ -300,7 +366,7 @@ def _run(args: argparse.Namespace, tmp: Path, workers: int) -> dict[str, Any]:
 
     print(
         f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads "
-        f"{torch.get_num_threads()}, DataLoader workers {workers}"
+        f"{args.threads or torch.get_num_threads()}, DataLoader workers {workers}"
     )
     results: dict[str, Any] = {}
     common = {"model": args.model, "num_workers": workers, "pretrained": "none"}
@@ -324,29 +390,73 @@ def _part_scoring(args: argparse.Namespace, tmp: Path, common: dict[str, Any]) -
     write_pool(score_root, args.score_images, args.score_size, unique=args.score_images)
     print(f"[1] wrote {args.score_images} scenes of {args.score_size}px "
           f"({time.perf_counter() - start:.1f}s)")  # fmt: skip
-    score = run_child(
-        "score",
-        {
-            "root": str(score_root),
-            "images": args.score_images,
-            "num_workers": common["num_workers"],
-            "config": {
-                **common,
+    settings = ["fp32_channels_last", "fp32_contiguous"]
+    settings += ["compiled_channels_last", "compiled_contiguous"] if args.compile else []
+    settings += ["bf16_channels_last"] if args.bf16 else []
+    for model in args.score_models:
+        score = run_child(
+            "score",
+            {
                 "root": str(score_root),
-                "image_size": args.score_size,
-                "score_batch_size": args.score_batch,
+                "images": args.score_images,
+                "num_workers": common["num_workers"],
+                "settings": settings,
+                "repeats": args.score_repeats,
+                "threads": args.threads,
+                "config": {
+                    **common,
+                    "model": model,
+                    "root": str(score_root),
+                    "image_size": args.score_size,
+                    "score_batch_size": args.score_batch,
+                },
             },
-        },
-    )
-    print(
-        f"[1] pool scoring, {args.model} at {args.score_size}px, batch {args.score_batch}: "
-        f"fp32+channels_last {score['fp32_channels_last']:.1f} img/s, fp32 contiguous "
-        f"{score['fp32_contiguous']:.1f} img/s, bf16 autocast {score['bf16_channels_last']:.1f}"
-        f" img/s (--amp auto uses bf16 here: {score['auto_amp']})"
-    )
-    results["score_img_s"] = round(score["fp32_channels_last"], 1)
-    results["score_img_s_contiguous"] = round(score["fp32_contiguous"], 1)
-    results["score_img_s_bf16"] = round(score["bf16_channels_last"], 1)
+        )
+        results.update(_report_scoring(args, model, settings, score))
+    return results
+
+
+def _report_scoring(
+    args: argparse.Namespace, model: str, settings: list[str], score: dict[str, Any]
+) -> dict[str, Any]:
+    """Print one model's images/s per setting and the ratios; its RESULT keys."""
+    results: dict[str, Any] = {}
+    where = f"{model} at {args.score_size}px, batch {args.score_batch}"
+    for name in settings:
+        extra = (
+            f" (warm-up incl. compile {score[name + '_warmup_s']:.0f}s)"
+            if "compiled" in name
+            else ""
+        )
+        print(
+            f"[1] pool scoring, {where}: {name} {score[name]:.1f} img/s wall, "
+            f"{score[name + '_cpu']:.1f} img per CPU s{extra}"
+        )
+        results[f"score_{model}_{name}"] = round(score[name], 1)
+        results[f"score_{model}_{name}_cpu"] = round(score[name + "_cpu"], 1)
+    ratios = {"contiguous_vs_channels_last": ("fp32_contiguous", "fp32_channels_last")}
+    if args.compile:
+        ratios["compiled_vs_eager_channels_last"] = ("compiled_channels_last", "fp32_channels_last")
+        ratios["compiled_vs_eager_contiguous"] = ("compiled_contiguous", "fp32_contiguous")
+    for key, (top, bottom) in ratios.items():
+        ratio = score[top] / score[bottom]
+        cpu_ratio = score[top + "_cpu"] / score[bottom + "_cpu"]
+        print(
+            f"[1] {model}: {key.replace('_', ' ')} = {ratio:.3f}x images/s, {cpu_ratio:.3f}x "
+            "images per CPU second (the figure a loaded machine does not distort)"
+        )
+        results[f"score_{model}_{key}"] = round(ratio, 3)
+        results[f"score_{model}_{key}_cpu"] = round(cpu_ratio, 3)
+    fastest = max(settings, key=lambda name: score[name] if "bf16" not in name else 0.0)
+    leanest = max(settings, key=lambda name: score[name + "_cpu"] if "bf16" not in name else 0.0)
+    print(f"[1] {model}: fastest fp32 setting here: {fastest} (wall), {leanest} (CPU)")
+    if "bf16_channels_last" in settings:
+        print(f"[1] (--amp auto uses bf16 here: {score['auto_amp']})")
+    if model == args.model:
+        results["score_img_s"] = round(score["fp32_channels_last"], 1)
+        results["score_img_s_contiguous"] = round(score["fp32_contiguous"], 1)
+        if "bf16_channels_last" in settings:
+            results["score_img_s_bf16"] = round(score["bf16_channels_last"], 1)
     return results
 
 

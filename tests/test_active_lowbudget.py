@@ -215,3 +215,25 @@ def test_pca_map_small_and_large_pools_agree() -> None:
     wide = np.concatenate([points, points + 1e-9])  # 12 rows: scatter route
     large = pca_2d(wide)[:6]
     assert np.allclose(np.abs(small), np.abs(large), atol=1e-5)
+
+
+def test_typicality_memory_stays_flat_in_cluster_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A big cluster (a small budget on a big pool) is processed in blocks of at most
+    # TYPICALITY_BLOCK distances; the values match the one-block computation to float rounding.
+    from als4gan.active import typical
+
+    monkeypatch.setattr(typical, "TYPICALITY_BLOCK", 64 * 64)
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(640, 8)).astype(np.float32)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    tracemalloc.start()
+    blocked = typical.typicality(points)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    monkeypatch.setattr(typical, "TYPICALITY_BLOCK", 10**12)  # every row in one block
+    tracemalloc.start()
+    whole = typical.typicality(points)
+    peak_whole = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_allclose(blocked, whole, rtol=1e-6)
+    assert peak < peak_whole / 4

@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("experiment.spec", "experiment.results"),  # a grid's cells and their summaries
     ("report",),  # reads run folders only
     ("stages",),  # one function per stage: locks, resume, status
-    ("experiment",),  # the grid runner, over the stage functions
+    ("experiment", "timing"),  # the grid runner, over the stage functions, and its timer
     ("stages.run", "api", ""),  # the public API (``als4gan`` itself re-exports it lazily)
     ("commands", "cli", "__main__"),
 ]

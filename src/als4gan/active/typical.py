@@ -21,6 +21,9 @@ import numpy as np
 
 #: Rows read at once in chunked passes.
 CHUNK = 1024
+#: Most distances held at once by :func:`typicality` (a block of rows by the cluster's size), so
+#: that memory stays flat however large a cluster is (CHUNK rows while a cluster is small).
+TYPICALITY_BLOCK = CHUNK * CHUNK
 #: TypiClust: neighbours of the typicality (the paper's k = 20).
 TYPICALITY_NEIGHBOURS = 20
 #: TypiClust: clusters smaller than this are skipped while larger ones remain (the paper's 5).
@@ -120,8 +123,9 @@ def typicality(points: np.ndarray, neighbours: int = TYPICALITY_NEIGHBOURS) -> n
     if k < 1:
         return np.zeros(count)
     result = np.empty(count)
-    for start in range(0, count, CHUNK):
-        block = points[start : start + CHUNK]
+    rows = max(1, min(CHUNK, TYPICALITY_BLOCK // count))
+    for start in range(0, count, rows):
+        block = points[start : start + rows]
         dist = np.sqrt(_sq_dist(block, points).astype(np.float64))
         dist[np.arange(len(block)), np.arange(start, start + len(block))] = np.inf
         nearest = np.partition(dist, k - 1, axis=1)[:, :k]

@@ -163,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
     from als4gan.errors import ConfigError
     from als4gan.experiment import ExperimentRunner, expand_grid, parse_experiment
     from als4gan.io import write_yaml
+    from als4gan.timing import StageTimer
 
     if args.seeds < 1:
         raise ConfigError("--seeds must be at least 1")
@@ -187,12 +188,16 @@ def run(args: argparse.Namespace) -> int:
         elapsed = time.monotonic() - started
         print(f"[{index + 1}/{total}] {getattr(cell, 'name', cell)}  ({elapsed:.0f} s)", flush=True)
 
-    runner = ExperimentRunner(spec, force=args.force, keep_checkpoints=args.keep_checkpoints)
+    timer = StageTimer()  # where the time went, printed at the end
+    runner = ExperimentRunner(
+        spec, stages=timer.stages(), force=args.force, keep_checkpoints=args.keep_checkpoints
+    )
     outcome = runner.run(announce)
-    minutes = (time.monotonic() - started) / 60
+    elapsed = time.monotonic() - started
     print()
     print(outcome["markdown"])
-    print(f"finished in {minutes:.1f} min")
+    print(f"finished in {elapsed / 60:.1f} min")
+    print(timer.describe(elapsed))
     print(f"results: {outcome['results_md']}")
     print(f"report:  {outcome['report']}")
     print(f"rerun:   als4gan run {out / 'demo.yaml'}")
