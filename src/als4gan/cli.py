@@ -45,6 +45,11 @@ THREADED_COMMANDS: tuple[str, ...] = ("select", "train", "evaluate", "predict", 
 #: Environment variable giving the default of ``--threads``.
 THREADS_ENV = "ALS4GAN_THREADS"
 
+#: Sub-commands whose ``--threads`` default (without the variable) is ``auto``: the cores idle
+#: when they start. The demo runs on users' machines, which are rarely idle; more threads than
+#: free cores make torch's threads wait for each other (docs/results.md, the demo).
+AUTO_THREADS_COMMANDS: tuple[str, ...] = ("demo",)
+
 
 def _load(name: str) -> ModuleType:
     return importlib.import_module(COMMANDS[name])
@@ -85,24 +90,34 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_threads_argument(parser: argparse.ArgumentParser) -> None:
+def _threads_value(text: str) -> int | str:
+    """``--threads``: a positive whole number, or ``auto`` (the cores idle at the start)."""
+    return "auto" if text.strip().lower() == "auto" else _positive_int(text)
+
+
+def _add_threads_argument(parser: argparse.ArgumentParser, auto: bool = False) -> None:
+    fallback = "the cores idle at the start" if auto else "every core"
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_threads_value,
         default=None,
-        metavar="N",
+        metavar="N|auto",
         help=(
-            f"CPU threads for torch's computations (default: ${THREADS_ENV}, else every core; "
-            "on a shared machine set it to the cores you may use)"
+            f"CPU threads for torch's computations (default: ${THREADS_ENV}, else {fallback}; "
+            "auto = the cores idle at the start, measured over half a second; on a shared "
+            "machine set it to the cores you may use)"
         ),
     )
 
 
-def apply_threads(threads: int | None) -> int | None:
+def apply_threads(threads: int | str | None, fallback: str | None = None) -> int | None:
     """Limit torch's CPU threads to ``threads``, or to ``$ALS4GAN_THREADS`` when it is ``None``.
 
+    ``auto`` (given, in the variable, or as ``fallback`` when neither is set) counts the cores
+    idle at the start (:func:`als4gan.runtime.idle_cores`) and logs the choice.
+
     Returns:
-        The number of threads set, or ``None`` when neither is given (torch's default).
+        The number of threads set, or ``None`` when nothing is given (torch's default).
 
     Raises:
         ConfigError: If ``$ALS4GAN_THREADS`` is not a positive whole number.
@@ -110,15 +125,24 @@ def apply_threads(threads: int | None) -> int | None:
     from als4gan.errors import ConfigError
 
     if threads is None:
-        text = os.environ.get(THREADS_ENV, "").strip()
+        text = os.environ.get(THREADS_ENV, "").strip() or (fallback or "")
         if not text:
             return None
         try:
-            threads = _positive_int(text)
+            threads = _threads_value(text)
         except argparse.ArgumentTypeError as err:
             raise ConfigError(f"{THREADS_ENV}={text!r}: {err}") from None
-    from als4gan.runtime import set_threads
+    from als4gan.runtime import idle_cores, set_threads
 
+    if threads == "auto":
+        threads, idle, usable = idle_cores()
+        logging.getLogger(__name__).info(
+            "threads: auto = %d (%.1f of %d cores idle at the start; --threads N to choose)",
+            threads,
+            idle,
+            usable,
+        )
+    assert isinstance(threads, int)
     set_threads(threads)
     return threads
 
@@ -149,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         module.add_arguments(command_parser)
         if name in THREADED_COMMANDS:
-            _add_threads_argument(command_parser)
+            _add_threads_argument(command_parser, auto=name in AUTO_THREADS_COMMANDS)
         command_parser.set_defaults(_run=module.run)
     return parser
 
@@ -172,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     held = held_folders()  # a caller running main in-process keeps its own locks
     try:
         if args.command in THREADED_COMMANDS:
-            apply_threads(args.threads)
+            fallback = "auto" if args.command in AUTO_THREADS_COMMANDS else None
+            apply_threads(args.threads, fallback)
         return int(args._run(args) or 0)
     except Als4ganError as err:
         if args.verbose:

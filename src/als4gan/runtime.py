@@ -7,6 +7,7 @@ import functools
 import os
 import random
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -180,6 +181,39 @@ def batched(items: list[T], size: int) -> Iterator[list[T]]:
     """Yield consecutive chunks of ``items`` of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _cpu_times() -> tuple[float, float] | None:
+    """``(idle, total)`` jiffies of all CPUs from ``/proc/stat`` (None where it is missing)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [float(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user .. steal
+
+
+def idle_cores(interval: float = 0.5) -> tuple[int, float, int]:
+    """How many of this process's cores are idle now: ``(threads to use, idle cores, cores)``.
+
+    Samples the machine's CPU times twice, ``interval`` seconds apart; the threads to use are
+    the idle cores rounded, at least 1 and at most the cores this process may run on. Where
+    ``/proc/stat`` is missing (not Linux) every core counts as idle.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        usable = os.cpu_count() or 1
+    first = _cpu_times()
+    time.sleep(interval)
+    second = _cpu_times()
+    if first is None or second is None or second[1] <= first[1]:
+        return usable, float(usable), usable
+    machine = os.cpu_count() or usable
+    idle = machine * (second[0] - first[0]) / (second[1] - first[1])
+    return max(1, min(usable, round(idle))), idle, usable
 
 
 def set_threads(threads: int) -> None:
