@@ -11,9 +11,10 @@ Generate the built-in synthetic dataset (no data download; the 9 MB ImageNet Mob
 weights are fetched once), then run the paper's experiment in miniature: random vs entropy vs
 hybrid selection at a 5% labelled ratio, each trained with s4GAN and supervised-only, plus a
 fully supervised reference, evaluated on the test split, summarised in a results table with
-paired comparisons across seeds and an HTML report. Sized for about 10 minutes on 2 CPU
-cores shared with another job (2 seeds, ImageNet MobileNetV2); every number printed is what
-the run measured (checkpoints are chosen on the validation split, never on test).
+paired comparisons across seeds and an HTML report. About 6 minutes on 2 CPU
+cores while another job keeps one busy (2 seeds, ImageNet MobileNetV2; it uses as many threads
+as cores are idle when it starts); every number printed is what the run measured (checkpoints
+are chosen on the validation split, never on test), and it ends with where its time went.
 
 The experiment is written as RUN_DIR/demo.yaml, so 'als4gan run RUN_DIR/demo.yaml'
 reproduces it, and running the demo again skips what already finished.
@@ -62,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help=(
             "seeds per cell (default: 2, the fewest that give paired comparisons an interval; "
-            "each seed adds 7 runs, about 5 minutes on 2 busy CPU cores)"
+            "each seed adds 7 runs, about 3 minutes on 2 CPU cores with one busy)"
         ),
     )
     parser.add_argument(
