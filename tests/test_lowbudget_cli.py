@@ -55,7 +55,7 @@ def test_auto_and_initial_strategy(synthetic_root: Path, tmp_path: Path) -> None
     out = tmp_path / "auto"
     assert _select(synthetic_root, out, "--labeled-ratio", "0.2", "--strategy", "auto") == 0
     record = read_json(out / "selection" / "selection.json")
-    assert record["strategy"] == "hybrid"  # 5/22 = 23 % >= the default threshold
+    assert record["strategy"] == "entropy"  # 5/22 = 23 % >= the default threshold
     assert "at or above" in record["rounds"][0]["auto"]["reason"]
     out = tmp_path / "low"
     assert _select(synthetic_root, out, "--labeled-ratio", "0.2", "--strategy", "auto",
