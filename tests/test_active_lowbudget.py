@@ -143,18 +143,18 @@ def test_pca_map_is_deterministic_and_separates_blobs() -> None:
 
 
 def test_auto_strategy_choice_follows_the_threshold() -> None:
-    # defaults (measured): below 3 % of the pool typiclust, from 3 % entropy
+    # defaults (measured): below 3 % of the pool probcover, from 3 % entropy
     tiny = plan_budget(200, labeled_ratio=0.02, budget=None, alpha=0.1, beta=0.5)
     low, record = lowbudget.resolve_strategy_choice(SelectConfig(strategy="auto"), tiny)
-    assert low == "typiclust"
+    assert low == "probcover"
     assert record is not None and "below" in record["reason"]
     plan = plan_budget(200, labeled_ratio=0.05, budget=None, alpha=0.1, beta=0.5)
     high, record = lowbudget.resolve_strategy_choice(SelectConfig(strategy="auto"), plan)
     assert high == "entropy"
     assert record is not None and "at or above" in record["reason"]
     config = SelectConfig(strategy="auto", auto_threshold=0.1, auto_high="hybrid")
-    assert lowbudget.resolve_strategy_choice(config, plan)[0] == "typiclust"
-    assert lowbudget.resolve_strategy_choice(config, tiny)[0] == "typiclust"
+    assert lowbudget.resolve_strategy_choice(config, plan)[0] == "probcover"
+    assert lowbudget.resolve_strategy_choice(config, tiny)[0] == "probcover"
     config = SelectConfig(strategy="auto", auto_threshold=0.05, auto_high="hybrid")
     assert lowbudget.resolve_strategy_choice(config, plan)[0] == "hybrid"
     assert lowbudget.resolve_strategy_choice(SelectConfig(strategy="margin"), plan) == (

@@ -60,7 +60,7 @@ def test_auto_and_initial_strategy(synthetic_root: Path, tmp_path: Path) -> None
     out = tmp_path / "low"
     assert _select(synthetic_root, out, "--labeled-ratio", "0.2", "--strategy", "auto",
                    "--auto-threshold", "0.5") == 0  # fmt: skip
-    assert read_json(out / "selection" / "selection.json")["strategy"] == "typiclust"
+    assert read_json(out / "selection" / "selection.json")["strategy"] == "probcover"
     out = tmp_path / "initial"
     assert _select(synthetic_root, out, "--budget", "6", "--alpha", "0.5",
                    "--strategy", "entropy", "--initial-strategy", "probcover") == 0  # fmt: skip

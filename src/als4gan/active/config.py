@@ -78,7 +78,7 @@ class SelectConfig:
         metavar="SHARE",
     )
     auto_low: str = option(
-        "typiclust", "--strategy auto: strategy at low budgets", choices=("typiclust", "probcover")
+        "probcover", "--strategy auto: strategy at low budgets", choices=("typiclust", "probcover")
     )
     auto_high: str = option(
         "entropy",
