@@ -36,7 +36,7 @@ _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 _HELD: dict[Path, IO[str]] = {}
 
 
-def _is_secondary_rank() -> bool:
+def is_secondary_rank() -> bool:
     """Whether this is a non-zero rank of a distributed (torchrun) job.
 
     Only rank 0 writes a run folder, so only it takes the lock: the other ranks of the same job
@@ -69,7 +69,7 @@ def claim_folder(folder: str | os.PathLike[str], *, clean: bool = True) -> Path:
     import fcntl
 
     path = Path(folder).expanduser().resolve()
-    if path in _HELD or _is_secondary_rank():
+    if path in _HELD or is_secondary_rank():
         return path
     if path.exists() and not path.is_dir():
         from als4gan.errors import ConfigError

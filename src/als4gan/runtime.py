@@ -195,6 +195,14 @@ def _cpu_times() -> tuple[float, float] | None:
     return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user .. steal
 
 
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask; all CPUs where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def idle_cores(interval: float = 0.5) -> tuple[int, float, int]:
     """How many of this process's cores are idle now: ``(threads to use, idle cores, cores)``.
 
@@ -202,10 +210,7 @@ def idle_cores(interval: float = 0.5) -> tuple[int, float, int]:
     the idle cores rounded, at least 1 and at most the cores this process may run on. Where
     ``/proc/stat`` is missing (not Linux) every core counts as idle.
     """
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        usable = os.cpu_count() or 1
+    usable = usable_cores()
     first = _cpu_times()
     time.sleep(interval)
     second = _cpu_times()
@@ -229,11 +234,7 @@ def set_threads(threads: int) -> None:
 
 def default_num_workers() -> int:
     """DataLoader workers: one less than the CPUs available to this process, at most 8."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(0, min(8, cpus - 1))
+    return max(0, min(8, usable_cores() - 1))
 
 
 #: Device types on which ``--compile auto`` compiles. Empty: on this project's 2-core CPU the

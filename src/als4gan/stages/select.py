@@ -7,7 +7,6 @@ one) and marks a failure in ``status.json``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,7 +131,7 @@ def select(
     """
     from als4gan.errors import ConfigError
     from als4gan.io import RunDir, read_ids
-    from als4gan.runlock import claim_folder
+    from als4gan.runlock import claim_folder, is_secondary_rank
 
     if oracle not in ORACLES:
         raise ConfigError(f"oracle must be one of {', '.join(ORACLES)}, got {oracle!r}")
@@ -140,7 +139,7 @@ def select(
     folder = Path(out) / "selection"
     if oracle == "human" and RunDir(out).is_done("select") and not force:
         return SelectResult(folder, message=selection_status(out))
-    if os.environ.get("RANK", "0") in ("", "0"):  # only rank 0 of a torchrun job writes
+    if not is_secondary_rank():  # only rank 0 of a torchrun job writes
         check_no_training(out, force)
     initial_ids = read_ids(initial) if initial else None
     options = {"force": force, "resume": resume, "oracle": oracle, "command": command}
